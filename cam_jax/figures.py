@@ -1,0 +1,49 @@
+"""Heatmap overlays with matplotlib (Agg backend, no display needed)."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+def upsample_map(cam: np.ndarray, size: int) -> np.ndarray:
+    """(h, w) map -> (size, size) by bilinear resampling, for display only."""
+    img = Image.fromarray(np.asarray(cam, np.float32), mode="F")
+    return np.asarray(img.resize((size, size), Image.BILINEAR))
+
+
+def overlay(ax, image: np.ndarray, cam: np.ndarray | None, title: str = "") -> None:
+    """Draw uint8 RGB `image` (H, W, 3) with normalised `cam` (h, w) in [0, 1] over it."""
+    ax.imshow(image)
+    if cam is not None:
+        ax.imshow(upsample_map(cam, image.shape[0]), cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
+
+
+def grid(
+    path: str | os.PathLike,
+    rows: Sequence[Sequence[tuple[np.ndarray, np.ndarray | None, str]]],
+    suptitle: str = "",
+) -> None:
+    """Save a grid of overlays; each cell is (image, cam or None, title)."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.3 * n_cols, 2.5 * n_rows), squeeze=False)
+    for r, row in enumerate(rows):
+        for c in range(n_cols):
+            if c < len(row):
+                overlay(axes[r][c], *row[c])
+            else:
+                axes[r][c].axis("off")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

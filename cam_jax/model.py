@@ -1,0 +1,74 @@
+"""A model is a module plus its parameter pytree; both halves are exposed for GradCAM."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+
+@struct.dataclass
+class Model:
+    """An immutable (module, params) pair; a pytree whose only leaves are the parameters.
+
+    `module` is any linen module with methods `features(x) -> A` and
+    `head(A) -> logits` and attributes `input_size` and `cam_size` (the plain
+    `VGG` and every manipulation combinator). Because the module is static
+    pytree metadata, a `Model` can be passed straight through `jax.jit`.
+    """
+
+    module: nn.Module = struct.field(pytree_node=False)
+    params: Any
+
+    def features(self, images: jax.Array) -> jax.Array:
+        """(B, H, W, 3) normalised images -> A, (B, h, w, K)."""
+        return self.module.apply({"params": self.params}, images, method="features")
+
+    def head(self, a: jax.Array) -> jax.Array:
+        """A, (B, h, w, K) -> logits (B, num_classes), dropout off."""
+        return self.module.apply({"params": self.params}, a, method="head")
+
+    def __call__(self, images: jax.Array) -> jax.Array:
+        return self.head(self.features(images))
+
+    @property
+    def input_size(self) -> int:
+        return self.module.input_size
+
+    @property
+    def cam_size(self) -> int:
+        return self.module.cam_size
+
+
+def check_images(images: Any, input_size: int) -> None:
+    """Raise a `ValueError`/`TypeError` saying what is wrong with a batch of images.
+
+    Expects (B, input_size, input_size, 3) floating point, finite values. Values
+    are checked only for concrete arrays (not inside a caller's `jit`).
+    """
+    shape = getattr(images, "shape", None)
+    dtype = getattr(images, "dtype", None)
+    if shape is None or dtype is None:
+        raise TypeError(f"images must be an array, got {type(images).__name__}")
+    if len(shape) != 4:
+        raise ValueError(
+            f"images must have rank 4 (B, H, W, 3), got shape {tuple(shape)}"
+            + ("; add a batch axis with images[None]" if len(shape) == 3 else "")
+        )
+    if shape[3] != 3 and shape[1] == 3:
+        raise ValueError(f"images look channels-first {tuple(shape)}; cam_jax expects NHWC (B, H, W, 3)")
+    if tuple(shape[1:]) != (input_size, input_size, 3):
+        raise ValueError(f"images must be (B, {input_size}, {input_size}, 3) for this model, got {tuple(shape)}")
+    if shape[0] == 0:
+        raise ValueError("images is an empty batch")
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(
+            f"images must be floating point (normalised as in preprocessing), got {dtype}; "
+            "uint8 pixels need cam_jax.images.normalize first"
+        )
+    if not isinstance(images, jax.core.Tracer) and not bool(np.isfinite(np.asarray(images)).all()):
+        raise ValueError("images contain NaN or infinite values")

@@ -1,0 +1,159 @@
+"""VGG in Flax linen, in torchvision's layout, split into `features` and `head`.
+
+GradCAM and every manipulation need the network in two halves: `features`
+maps an image to the last conv layer's map A, `head` maps A to the logits.
+Linen (not NNX) is used because its `init`/`apply` keep parameters a plain
+pytree that pure functions can transform and return; NNX modules are mutable
+objects, which works against model-to-model functions.
+
+References:
+  Simonyan & Zisserman (2015); torchvision.models.vgg (configs A, B, D, E).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# Conv widths per stage; every stage ends in a 2x2 max-pool (torchvision cfgs A/B/D/E).
+STAGES = {
+    "vgg11": ((64,), (128,), (256, 256), (512, 512), (512, 512)),
+    "vgg13": ((64, 64), (128, 128), (256, 256), (512, 512), (512, 512)),
+    "vgg16": ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)),
+    "vgg19": (
+        (64, 64),
+        (128, 128),
+        (256, 256, 256, 256),
+        (512, 512, 512, 512),
+        (512, 512, 512, 512),
+    ),
+}
+
+
+class VGG(nn.Module):
+    """VGG with NHWC input and the classifier's first layer reading NHWC order.
+
+    Attributes:
+      stages: conv widths per stage; a 2x2 max-pool follows each stage.
+      hidden: width of the two hidden fully connected layers (4096 in VGG-16).
+      num_classes: number of logits.
+      input_size: side of the square input in pixels; must be divisible by
+        2**len(stages). A is (input_size / 2**(len(stages)-1)) pixels a side.
+      cam_pre_relu: if True, A is the last conv's output before its ReLU (as the
+        paper's authors' code hooked it); by default after the ReLU (the paper).
+      dropout_rate: dropout between the fully connected layers, active only
+        when `train=True` is passed to `head`.
+    """
+
+    stages: Sequence[Sequence[int]] = STAGES["vgg16"]
+    hidden: int = 4096
+    num_classes: int = 1000
+    input_size: int = 224
+    cam_pre_relu: bool = False
+    dropout_rate: float = 0.5
+
+    def setup(self):
+        self.convs = [
+            [nn.Conv(w, (3, 3), padding=1, name=f"conv{s + 1}_{i + 1}") for i, w in enumerate(stage)]
+            for s, stage in enumerate(self.stages)
+        ]
+        self.fcs = [
+            nn.Dense(self.hidden, name="fc1"),
+            nn.Dense(self.hidden, name="fc2"),
+            nn.Dense(self.num_classes, name="fc3"),
+        ]
+        self.dropout = nn.Dropout(self.dropout_rate)
+
+    @property
+    def cam_size(self) -> int:
+        """Side of A in pixels (14 for VGG at 224x224)."""
+        return self.input_size // 2 ** (len(self.stages) - 1)
+
+    def features(self, x: jax.Array) -> jax.Array:
+        """(B, H, W, 3) normalised images -> A, (B, h, w, K) last conv map."""
+        for s, stage in enumerate(self.convs):
+            for i, conv in enumerate(stage):
+                x = conv(x)
+                last = s == len(self.convs) - 1 and i == len(stage) - 1
+                if not (last and self.cam_pre_relu):
+                    x = nn.relu(x)
+            if s < len(self.convs) - 1:
+                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        return x
+
+    def head(self, a: jax.Array, train: bool = False) -> jax.Array:
+        """A, (B, h, w, K) -> logits (B, num_classes): last pool, flatten, classifier."""
+        if self.cam_pre_relu:
+            a = nn.relu(a)
+        z = nn.max_pool(a, (2, 2), strides=(2, 2))
+        r = z.reshape(z.shape[0], -1)
+        for j, fc in enumerate(self.fcs):
+            r = fc(r)
+            if j < len(self.fcs) - 1:
+                r = self.dropout(nn.relu(r), deterministic=not train)
+        return r
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        return self.head(self.features(x), train=train)
+
+
+def vgg(
+    arch: str = "vgg16",
+    *,
+    num_classes: int = 1000,
+    input_size: int = 224,
+    width: float = 1.0,
+    cam_pre_relu: bool = False,
+) -> VGG:
+    """VGG-11/13/16/19 module, optionally narrower by `width` (channels and FC units).
+
+    Example:
+      >>> module = vgg("vgg16", num_classes=10, input_size=64, width=0.125)
+      >>> module.stages[0], module.hidden
+      ((8, 8), 512)
+    """
+    if arch not in STAGES:
+        raise ValueError(f"unknown arch {arch!r}; choose one of {sorted(STAGES)}")
+    if not 0 < width <= 1:
+        raise ValueError(f"width must be in (0, 1], got {width}")
+    factor = 2 ** len(STAGES[arch])
+    if input_size % factor:
+        raise ValueError(f"input_size must be divisible by {factor}, got {input_size}")
+
+    def scale(n: int) -> int:
+        return max(1, round(n * width))
+
+    return VGG(
+        stages=tuple(tuple(scale(w) for w in stage) for stage in STAGES[arch]),
+        hidden=scale(4096),
+        num_classes=num_classes,
+        input_size=input_size,
+        cam_pre_relu=cam_pre_relu,
+    )
+
+
+def init_params(module: nn.Module, seed: int = 0) -> dict:
+    """Random parameters for `module`: He-normal kernels (fan-in), zero biases.
+
+    Drawn with numpy on the shapes from `param_shapes`: jax.random would compile
+    one sampler per kernel shape, which costs seconds on a CPU for a tiny model.
+    """
+    rng = np.random.default_rng(seed)
+
+    def draw(leaf: jax.ShapeDtypeStruct) -> jax.Array:
+        if len(leaf.shape) == 1:
+            return jnp.zeros(leaf.shape, leaf.dtype)
+        fan_in = int(np.prod(leaf.shape[:-1]))
+        return jnp.asarray(rng.normal(0.0, np.sqrt(2.0 / fan_in), leaf.shape), leaf.dtype)
+
+    return jax.tree.map(draw, param_shapes(module))
+
+
+def param_shapes(module: nn.Module) -> dict:
+    """Abstract parameter tree (shapes and dtypes) that `module` expects, without allocating."""
+    x = jnp.zeros((1, module.input_size, module.input_size, 3), jnp.float32)
+    return jax.eval_shape(module.init, jax.random.key(0), x)["params"]

@@ -1,0 +1,184 @@
+"""Weight conversion against torch on the same weights, and loud errors for bad files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cam_jax import Model, checkpoint, convert, gradcam
+from cam_jax.vgg import STAGES, vgg
+from conftest import assert_trees_all_close, make_torch_vgg, torch_gradcam
+
+torch = pytest.importorskip("torch")
+
+SMALL = dict(stages=tuple(tuple(w // 16 for w in s) for s in STAGES["vgg16"]), hidden=64, num_classes=10)
+
+
+def small_torch_file(tmp_path, input_size=64, seed=0, stages=SMALL["stages"]):
+    net = make_torch_vgg(stages, SMALL["hidden"], SMALL["num_classes"], input_size, seed)
+    path = tmp_path / "vgg.pth"
+    torch.save(net.state_dict(), path)
+    return net, path
+
+
+def random_nchw(batch, size, seed=0):
+    return np.random.default_rng(seed).normal(size=(batch, 3, size, size)).astype(np.float32)
+
+
+def compare_with_torch(net, model, x_nchw, logit_atol, cam_rtol):
+    ref_logits, ref_classes, ref_cam = torch_gradcam(net, torch.from_numpy(x_nchw))
+    expl = gradcam(model, x_nchw.transpose(0, 2, 3, 1))
+    np.testing.assert_allclose(np.asarray(expl.logits), ref_logits, atol=logit_atol)
+    np.testing.assert_array_equal(np.asarray(expl.classes), ref_classes)
+    scale = np.abs(ref_cam).max()
+    np.testing.assert_allclose(np.asarray(expl.cam), ref_cam, atol=cam_rtol * scale)
+
+
+def test_torchvision_small_matches_torch_logits_and_gradcam(tmp_path):
+    net, path = small_torch_file(tmp_path)
+    model, meta = convert.load_torchvision(path)
+    assert meta["arch"] == "vgg16" and meta["preprocess"] == "torchvision"
+    assert model.module.input_size == 64 and model.cam_size == 4
+    x = random_nchw(4, 64)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    assert np.abs(ref).max() > 0.05  # the comparison below is not of zeros
+    compare_with_torch(net, model, x, logit_atol=1e-4, cam_rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_full_vgg16_matches_torch(tmp_path):
+    """torchvision's exact VGG-16 shapes: 138,357,544 parameters, 14x14x512 A, NCHW flatten."""
+    net = make_torch_vgg(STAGES["vgg16"], 4096, 1000, 224)
+    assert sum(p.numel() for p in net.parameters()) == 138_357_544
+    path = tmp_path / "vgg16-random.pth"
+    torch.save(net.state_dict(), path)
+    model, _ = convert.load_torchvision(path, arch="vgg16")
+    x = random_nchw(2, 224, seed=1) * 3
+    assert model.features(x.transpose(0, 2, 3, 1)).shape == (2, 14, 14, 512)
+    compare_with_torch(net, model, x, logit_atol=1e-3, cam_rtol=1e-3)
+
+
+def test_keras_h5_matches_torch_reference(tmp_path):
+    """A Keras-layout h5 (HWIO kernels, NHWC flatten) against a torch forward of the same weights."""
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(3)
+    stages, hidden, classes, side = SMALL["stages"], 32, 7, 2
+    layers, cin = [], 3
+    path = tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
+    with h5py.File(path, "w") as f:
+        names = []
+        for s, stage in enumerate(stages):
+            for i, w in enumerate(stage):
+                names.append((f"block{s + 1}_conv{i + 1}", rng.normal(0, 0.3, (3, 3, cin, w)), w))
+                cin = w
+        n_in = side * side * cin
+        for name, (a, b) in (("fc1", (n_in, hidden)), ("fc2", (hidden, hidden)), ("predictions", (hidden, classes))):
+            names.append((name, rng.normal(0, 0.3, (a, b)), b))
+        f.attrs["layer_names"] = [n.encode() for n, _, _ in names]
+        for name, kernel, width in names:
+            g = f.create_group(name)
+            g.attrs["weight_names"] = [f"{name}/kernel:0".encode(), f"{name}/bias:0".encode()]
+            g.create_dataset(f"{name}/kernel:0", data=kernel.astype(np.float32))
+            g.create_dataset(f"{name}/bias:0", data=rng.uniform(-0.1, 0.1, width).astype(np.float32))
+            layers.append((kernel.astype(np.float32), np.asarray(g[f"{name}/bias:0"])))
+    model, meta = convert.load_keras(path)
+    assert meta["preprocess"] == "caffe"
+
+    x = rng.normal(size=(3, 64, 64, 3)).astype(np.float32)
+    h = torch.from_numpy(x).permute(0, 3, 1, 2)
+    convs, fcs = layers[:-3], layers[-3:]
+    k = 0
+    for stage in stages:
+        for _ in stage:
+            w, b = convs[k]
+            h = torch.relu(torch.nn.functional.conv2d(h, torch.from_numpy(w).permute(3, 2, 0, 1), torch.from_numpy(b), padding=1))
+            k += 1
+        h = torch.nn.functional.max_pool2d(h, 2)
+    h = h.permute(0, 2, 3, 1).flatten(1)  # Keras flattens channels-last
+    for j, (w, b) in enumerate(fcs):
+        h = h @ torch.from_numpy(w) + torch.from_numpy(b)
+        h = torch.relu(h) if j < 2 else h
+    np.testing.assert_allclose(np.asarray(model(x)), h.numpy(), atol=1e-4 * np.abs(h.numpy()).max())
+
+
+def test_save_load_is_bit_exact(tmp_path):
+    module = vgg("vgg11", num_classes=5, input_size=32, width=1 / 16)
+    from cam_jax.vgg import init_params
+
+    model = Model(module, init_params(module, seed=4))
+    checkpoint.save(tmp_path / "w.npz", model, arch="vgg11", preprocess="torchvision")
+    loaded, meta = checkpoint.load(tmp_path / "w.npz")
+    assert loaded.module == module and meta["arch"] == "vgg11"
+    assert_trees_all_close(loaded.params, model.params)
+
+
+def test_convert_script_round_trip(tmp_path):
+    import subprocess
+    import sys
+
+    net, path = small_torch_file(tmp_path)
+    out = tmp_path / "small.npz"
+    subprocess.run([sys.executable, "scripts/convert_weights.py", str(path), "--out", str(out)], check=True)
+    model, meta = checkpoint.load(out)
+    assert meta["source_sha256"] == checkpoint.sha256(path)
+    x = random_nchw(2, 64)
+    with torch.no_grad():
+        np.testing.assert_allclose(np.asarray(model(x.transpose(0, 2, 3, 1))), net(torch.from_numpy(x)).numpy(), atol=1e-4)
+
+
+# --- bad files -----------------------------------------------------------------------------
+
+
+def test_wrong_depth_is_named(tmp_path):
+    stages11 = tuple(tuple(w // 16 for w in s) for s in STAGES["vgg11"])
+    _, path = small_torch_file(tmp_path, stages=stages11)
+    with pytest.raises(ValueError, match="8 conv layers but vgg16 has 13.*vgg11"):
+        convert.load_torchvision(path, arch="vgg16")
+    model, meta = convert.load_torchvision(path)  # inferred
+    assert meta["arch"] == "vgg11"
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda sd: sd.pop("classifier.3.bias"), "classifier.3.bias is missing"),
+        (lambda sd: sd.__setitem__("classifier.9.weight", sd["classifier.6.weight"]), "unexpected key classifier.9.weight"),
+        (lambda sd: sd.__setitem__("features.2.weight", sd["features.2.weight"][:, :2]), "conv1_2/kernel has shape"),
+        (lambda sd: sd.__setitem__("classifier.0.weight", sd["classifier.0.weight"][:, :-3]), "not a square map"),
+    ],
+)
+def test_broken_state_dict_names_the_key(tmp_path, edit, message):
+    net, _ = small_torch_file(tmp_path)
+    sd = {k: v.numpy() for k, v in net.state_dict().items()}
+    edit(sd)
+    with pytest.raises(ValueError, match=message):
+        convert.from_torchvision_state_dict(sd)
+
+
+def test_truncated_and_garbage_files(tmp_path):
+    _, path = small_torch_file(tmp_path)
+    data = path.read_bytes()
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="could not read"):
+        convert.load_torchvision(truncated)
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a zip file at all")
+    with pytest.raises(ValueError, match="not a readable"):
+        checkpoint.load(garbage)
+    with pytest.raises(FileNotFoundError):
+        checkpoint.load(tmp_path / "absent.npz")
+
+
+def test_pickled_code_is_refused(tmp_path):
+    """weights_only=True: a .pth that would run code on load is rejected, not executed."""
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pth"
+    torch.save({"features.0.weight": Evil()}, path)
+    with pytest.raises(ValueError, match="could not read"):
+        convert.load_torchvision(path)

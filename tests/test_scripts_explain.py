@@ -1,0 +1,47 @@
+"""scripts/explain.py end to end on a small converted model and generated image files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from cam_jax import Model, checkpoint, gradcam, images, init_params, vgg
+
+
+def test_explain_writes_logits_maps_and_overlays(tmp_path):
+    module = vgg("vgg16", num_classes=4, input_size=64, width=1 / 16)
+    model = Model(module, init_params(module, seed=1))
+    weights = tmp_path / "w.npz"
+    checkpoint.save(weights, model, arch="vgg16", preprocess="torchvision", class_names=list("abcd"))
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, size in enumerate([(90, 70), (64, 64)]):
+        p = tmp_path / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(p)
+        paths.append(str(p))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "scripts/explain.py", *paths, "--weights", str(weights), "--out", str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert "img0.png: class" in result.stdout
+    x = np.stack([images.load(p, 64) for p in paths])
+    expected = gradcam(model, x)
+    for i in range(2):
+        np.testing.assert_allclose(np.load(out / f"img{i}_logits.npy"), np.asarray(expected.logits[i]), atol=1e-5)
+        np.testing.assert_allclose(np.load(out / f"img{i}_gradcam.npy"), np.asarray(expected.cam[i]), atol=1e-5)
+        assert Image.open(out / f"img{i}_gradcam.png").size[0] > 100
+    bad = subprocess.run([*cmd[:-4], "--weights", str(tmp_path / "none.npz"), "--out", str(out)], capture_output=True, text=True)
+    assert bad.returncode == 1 and "no weight file" in bad.stderr
+
+
+def test_resize_crop_matches_torchvision_recipe():
+    """Shorter side to 256 then centre 224: a 512x300 image keeps its centre column band."""
+    pixels = np.zeros((300, 512, 3), np.uint8)
+    pixels[:, 256 - 10 : 256 + 10] = 255  # a bright vertical band at the centre
+    out = images.resize_crop(Image.fromarray(pixels))
+    assert out.shape == (224, 224, 3)
+    # 512 * 256/300 = 437 wide; the 20-pixel band becomes ~17 pixels at the crop's centre
+    bright = np.where(out[112, :, 0] > 128)[0]
+    assert abs(bright.mean() - 111.5) < 1.5 and 14 <= len(bright) <= 19
