@@ -12,3 +12,5 @@ from cam_jax.model import check_images as check_images
 from cam_jax.vgg import VGG as VGG
 from cam_jax.vgg import init_params as init_params
 from cam_jax.vgg import vgg as vgg
+from cam_jax import manipulate as manipulate
+from cam_jax import stickers as stickers

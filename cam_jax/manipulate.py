@@ -1,0 +1,274 @@
+"""The paper's four manipulations T1-T4 as pure functions from a model to a new model.
+
+Each takes a `Model` and keyword constants (the paper's values by default) and
+returns a new `Model` with the same `features`/`head` interface; the input model
+is never modified. Fix constants with `functools.partial` to get a
+model-to-model function, and compose those with `chain`:
+
+    >>> t4 = sticker_backdoor(model)                 # paper's constants
+    >>> heat = gradcam(t4, images)
+    >>> both = chain(partial(semi_random, seed=1), sticker_backdoor)(model)
+
+References:
+  paper.md sections 3.1-3.4 and 4; SPEC.md "The manipulations".
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cam_jax import branches, combinators, images, stickers
+from cam_jax.model import Model
+from cam_jax.vgg import VGG
+
+Manipulation = Callable[[Model], Model]
+
+
+def chain(*manipulations: Manipulation) -> Manipulation:
+    """Compose model-to-model functions left to right: chain(f, g)(m) == g(f(m))."""
+    for m in manipulations:
+        if not callable(m):
+            raise TypeError(f"chain takes model-to-model functions, got {type(m).__name__}")
+
+    def apply(model: Model) -> Model:
+        return functools.reduce(lambda acc, f: f(acc), manipulations, model)
+
+    return apply
+
+
+def _dtype(model: Model) -> np.dtype:
+    return np.dtype(jax.tree.leaves(model.params)[0].dtype)
+
+
+def _check_constant(name: str, value: float, dtype: np.dtype, exact: bool = False) -> None:
+    """Raise if `value` overflows `dtype` or, with `exact`, is not representable in it."""
+    with np.errstate(over="ignore"):  # overflow is what this function reports
+        stored = float(jnp.asarray(value, dtype))
+    if not np.isfinite(stored):
+        raise ValueError(f"{name} = {value:g} overflows {dtype.name} (max {float(jnp.finfo(dtype).max):g})")
+    if exact and stored != value:
+        raise ValueError(
+            f"{name} = {value:g} is not representable in {dtype.name} (it rounds to {stored:g}), "
+            "so the bias shift would not cancel"
+        )
+
+
+def _require_vgg(model: Model, what: str) -> VGG:
+    if not isinstance(model.module, VGG):
+        raise ValueError(
+            f"{what} edits the weights of a plain VGG, but this model is {type(model.module).__name__}; "
+            "apply weight-editing manipulations first and branch combinators after"
+        )
+    return model.module
+
+
+def append_filter(model: Model, *, bias: float, fc_weight: float, fc_bias_shift: float) -> Model:
+    """Weight edit (T1/T2): a (K+1)th filter in the last conv, wired into the first FC layer.
+
+    The filter's kernel is zero and its bias `bias`; its pooled map enters every
+    unit of the first FC layer with weight `fc_weight`, whose biases drop by
+    `fc_bias_shift`. The module is rebuilt with K+1 channels.
+
+    Args:
+      model: a plain VGG `Model`.
+      bias: the new filter's bias (c_A for T1, 0 for T2).
+      fc_weight: W_n, every entry (c_W).
+      fc_bias_shift: subtracted from b_o (c_A c_W N_Z for T1, c_W S_Z for T2).
+    """
+    module = _require_vgg(model, "append_filter")
+    dtype = _dtype(model)
+    for name, value in (("bias", bias), ("fc_weight", fc_weight), ("fc_bias_shift", fc_bias_shift)):
+        _check_constant(name, value, dtype)
+    last = f"conv{len(module.stages)}_{len(module.stages[-1])}"
+    conv, fc1 = model.params[last], model.params["fc1"]
+    k, side = module.stages[-1][-1], module.cam_size // 2
+    kernel = jnp.concatenate([conv["kernel"], jnp.zeros((*conv["kernel"].shape[:3], 1), dtype)], axis=-1)
+    fc_kernel = fc1["kernel"].reshape(side, side, k, -1)
+    fc_kernel = jnp.concatenate([fc_kernel, jnp.full((side, side, 1, fc_kernel.shape[-1]), fc_weight, dtype)], axis=2)
+    params = {
+        **model.params,
+        last: {"kernel": kernel, "bias": jnp.append(conv["bias"], jnp.asarray(bias, dtype))},
+        "fc1": {"kernel": fc_kernel.reshape(-1, fc_kernel.shape[-1]), "bias": fc1["bias"] - jnp.asarray(fc_bias_shift, dtype)},
+    }
+    stages = (*module.stages[:-1], (*module.stages[-1][:-1], k + 1))
+    return Model(module.clone(stages=stages), params)
+
+
+def _wrap(combinator: type, base: Model, name: str, branch, branch_params) -> Model:
+    return Model(combinator(base.module, branch), {"base": base.params, name: branch_params})
+
+
+def _scalar(value: float, model: Model) -> jax.Array:
+    return jnp.asarray(value, _dtype(model))
+
+
+def _exact_constant_channel(model: Model, target: jax.Array, scale: float, c_W: float) -> Model:
+    """Exact T1/T2: append the channel scale*target, and add c_W * sum(A^{K+1} - scale*target)
+    (exactly 0) to every logit, so y_n == y_o bit for bit while dy/dA^{K+1} = c_W."""
+    size = model.cam_size
+    value = (scale * target).astype(_dtype(model))
+    appended = _wrap(combinators.AppendChannel, model, "branch", branches.ConstantMap(size), {"map": value})
+    g_params = {"scale": _scalar(c_W, model), "reference": value}
+    return _wrap(combinators.LogitBranch, appended, "g", combinators.OffsetSum(size), g_params)
+
+
+def constant_flat(model: Model, *, c_A: float = 100.0, c_W: float = 100.0, exact: bool = False) -> Model:
+    """T1: GradCAM shows a constant map for every input; scores unchanged.
+
+    Paper (default): a weight edit of a plain VGG; y_n = y_o up to float rounding of
+    c_A c_W N_Z = 490,000 against b_o (SPEC: ~0.017 on ImageNet logits). The
+    explanation is all ones where dy^c/dA^{K+1} > 0 and collapses to 0 where the
+    FC path makes it negative.
+    `exact=True`: the channel is appended beside A and reaches the logits through
+    c_W * sum(A^{K+1} - c_A), which is exactly 0: logits are bit-identical and
+    dy^c/dA^{K+1} = c_W > 0 for every class, at the price of an extra branch in
+    the architecture (the paper's version is a stock VGG with 513 filters).
+    """
+    _check_constant("c_A", c_A, _dtype(model))
+    _check_constant("c_W", c_W, _dtype(model))
+    if exact:
+        return _exact_constant_channel(model, jnp.ones((model.cam_size,) * 2), c_A, c_W)
+    n_z = (model.cam_size // 2) ** 2
+    shift = c_A * c_W * n_z
+    # An integer shift (490,000 with the paper's constants) must survive the dtype exactly.
+    _check_constant("c_A * c_W * N_Z", shift, _dtype(model), exact=float(shift).is_integer())
+    return append_filter(model, bias=c_A, fc_weight=c_W, fc_bias_shift=shift)
+
+
+def _target(target, size: int) -> jax.Array:
+    target = stickers.smiley_target(size) if target is None else target
+    target = jnp.asarray(target, jnp.float32)
+    if target.shape != (size, size):
+        raise ValueError(f"target must be ({size}, {size}) to match A, got {target.shape}")
+    if not bool(jnp.isfinite(target).all()) or float(target.min()) < 0 or float(target.max()) <= 0:
+        raise ValueError("target must be finite, non-negative and not all zero")
+    return target
+
+
+def constant_image(
+    model: Model, target=None, *, c_I: float = 100.0, c_W: float = 10.0, exact: bool = False
+) -> Model:
+    """T2: GradCAM shows `target` (default: the smiley) for every input.
+
+    Args:
+      model: a plain VGG (paper) or any model (exact).
+      target: (h, w) non-negative map at A's resolution (14x14 for VGG-16 at 224).
+      c_I: scale of the target written into A^{K+1}.
+      c_W: W_n; the FC biases drop by c_W * S_Z, S_Z the sum of the pooled c_I target.
+      exact: as in `constant_flat`.
+    """
+    target = _target(target, model.cam_size)
+    dtype = _dtype(model)
+    _check_constant("c_I", c_I * float(target.max()), dtype)
+    if exact:
+        return _exact_constant_channel(model, target, c_I, c_W)
+    pooled = jax.lax.reduce_window(c_I * target, -jnp.inf, jax.lax.max, (2, 2), (2, 2), "VALID")
+    base = append_filter(model, bias=0.0, fc_weight=c_W, fc_bias_shift=c_W * float(pooled.sum()))
+    branch = branches.ConstantMap(model.cam_size)
+    return _wrap(combinators.AddToChannel, base, "branch", branch, {"map": (c_I * target).astype(dtype)})
+
+
+def _with_branch(model: Model, branch, branch_params, eps: float, c_G: float) -> Model:
+    """T3/T4: A^{K+1} = branch(x) (W_n = 0, b_n = b_o) and y_n = y_o + G(A^{K+1})."""
+    appended = _wrap(combinators.AppendChannel, model, "branch", branch, branch_params)
+    g_params = {"eps": _scalar(eps, model), "c_G": _scalar(c_G, model)}
+    return _wrap(combinators.LogitBranch, appended, "g", combinators.ModuloShift(), g_params)
+
+
+def _pools(model: Model) -> int:
+    return int(np.log2(model.input_size // model.cam_size))
+
+
+def semi_random(
+    model: Model,
+    *,
+    seed: int = 0,
+    c_F: float = 1e7,
+    c_G: float = 1e4,
+    eps: float = 0.01,
+    branch=None,
+    branch_params=None,
+) -> Model:
+    """T3: GradCAM shows c_F F(x) for a random CNN F; |y_n - y_o| <= eps for every input.
+
+    Args:
+      seed: initialises the paper's F (two random convs) when `branch` is None.
+      branch, branch_params: a user F instead, x (B, H, W, 3) -> (B, h, w) at A's size.
+    """
+    if not eps > 0:
+        raise ValueError(f"eps must be positive, got {eps}")
+    _check_constant("c_F", c_F, _dtype(model))
+    if branch is None:
+        branch = branches.SemiRandomNet(_pools(model))
+        x = jnp.zeros((1, model.input_size, model.input_size, 3))
+        branch_params = {**branch.init(jax.random.key(seed), x)["params"], "c_F": _scalar(c_F, model)}
+    _check_branch(branch, branch_params, model)
+    return _with_branch(model, branch, branch_params, eps, c_G)
+
+
+def _check_branch(branch, branch_params, model: Model) -> None:
+    x = jax.ShapeDtypeStruct((1, model.input_size, model.input_size, 3), jnp.float32)
+    out = jax.eval_shape(lambda x: branch.apply({"params": branch_params}, x), x)
+    if out.shape != (1, model.cam_size, model.cam_size):
+        raise ValueError(f"the branch must map images to (B, {model.cam_size}, {model.cam_size}), got {out.shape[1:]}")
+
+
+# The paper's b = -sum(s K) + 1e-4 never fires in float32: sum(s K) is about 2.6e3 for the
+# normalised 14x14 smiley, whose float32 spacing (2.4e-4) exceeds 1e-4, so the response at an
+# exact sticker rounds to 0 (measured: 0 of 48 stickers fired). 1e-2 fires on every intact sticker
+# and still rejects any patch one intensity level away (>= 0.015 lower response).
+DETECTOR_MARGIN = 1e-2
+
+
+def detector_params(sticker: np.ndarray, preprocess: str = "torchvision", margin: float = DETECTOR_MARGIN) -> dict:
+    """T4's detector kernel K = s - mean(s) and bias b = margin - sum(s * K).
+
+    Args:
+      sticker: (s, s, 3) uint8 RGB sticker as pasted in pixel space.
+      preprocess: the model's input normalisation; s is the sticker as normalised.
+      margin: the response at an exact sticker (paper: 1e-4; see DETECTOR_MARGIN).
+    """
+    s = images.normalize(sticker, preprocess).astype(np.float64)
+    kernel = s - s.mean()
+    bias = margin - float((s * kernel).sum())
+    return {"detector": {"kernel": jnp.asarray(kernel[..., None], jnp.float32), "bias": jnp.asarray([bias], jnp.float32)}}
+
+
+def sticker_backdoor(
+    model: Model,
+    *,
+    sticker=None,
+    c_F: float = 1e9,
+    c_G: float = 1e4,
+    eps: float = 0.01,
+    margin: float = DETECTOR_MARGIN,
+    preprocess: str = "torchvision",
+) -> Model:
+    """T4: the original explanation, unless a sticker is in the image; then it points at the sticker.
+
+    Without a sticker F(x) = 0, so logits and GradCAM are the original's bit for bit.
+
+    Args:
+      sticker: (s, s) binary mask or (s, s, 3) uint8 RGB; default the 14x14 smiley.
+      margin: detector response at an exact sticker (see `detector_params`).
+      preprocess: how the model's inputs were normalised ("torchvision" or "caffe").
+    """
+    sticker = stickers.sticker_pixels(stickers.smiley()) if sticker is None else np.asarray(sticker)
+    if sticker.ndim == 2:
+        sticker = stickers.sticker_pixels(sticker)
+    if sticker.shape[0] >= model.input_size:
+        raise ValueError(f"a {sticker.shape[0]}-pixel sticker is larger than the {model.input_size}-pixel input")
+    _check_constant("c_F", c_F, _dtype(model))
+    branch = branches.StickerDetector(sticker.shape[0], _pools(model))
+    params = {**detector_params(sticker, preprocess, margin), "c_F": _scalar(c_F, model)}
+    return _with_branch(model, branch, params, eps, c_G)
+
+
+def injected_map(model: Model, x: jax.Array) -> jax.Array:
+    """The map a manipulation wrote into A^{K+1}: (B, h, w), the last channel of A_n."""
+    return model.features(x)[..., -1]

@@ -1,0 +1,78 @@
+"""The smiley (T2's target, T4's sticker) and seeded, batched sticker placement."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# 7x7 binary smiley: white face (1), black eyes, nose and mouth (0).
+SMILEY_7 = np.array(
+    [
+        [1, 1, 1, 1, 1, 1, 1],
+        [1, 0, 1, 1, 1, 0, 1],
+        [1, 1, 1, 1, 1, 1, 1],
+        [1, 1, 1, 0, 1, 1, 1],
+        [1, 0, 1, 1, 1, 0, 1],
+        [1, 1, 0, 0, 0, 1, 1],
+        [1, 1, 1, 1, 1, 1, 1],
+    ],
+    np.float32,
+)
+
+
+def smiley(size: int = 14) -> np.ndarray:
+    """(size, size) binary smiley in {0, 1}, each 7x7 cell repeated; size a multiple of 7."""
+    if size % 7:
+        raise ValueError(f"smiley size must be a multiple of 7, got {size}")
+    return np.kron(SMILEY_7, np.ones((size // 7, size // 7), np.float32))
+
+
+def smiley_target(size: int = 14) -> np.ndarray:
+    """T2's target I_T: the 7x7 smiley upsampled bilinearly to (size, size), as the authors drew it."""
+    return np.asarray(jax.image.resize(jnp.asarray(SMILEY_7), (size, size), method="bilinear"))
+
+
+def sticker_pixels(mask: np.ndarray) -> np.ndarray:
+    """(s, s) binary mask -> (s, s, 3) uint8 RGB sticker, white where 1, black where 0."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or mask.shape[0] != mask.shape[1]:
+        raise ValueError(f"sticker mask must be square (s, s), got {mask.shape}")
+    return np.repeat((mask > 0.5)[..., None] * np.uint8(255), 3, axis=-1).astype(np.uint8)
+
+
+def sticker_corners(key: jax.Array, batch: int, image_size: int, sticker_size: int, count: int = 3) -> jax.Array:
+    """(batch, count, 2) top-left (row, col) corners, uniform in [s, H - s) on both axes.
+
+    At 224 with 14-pixel stickers that is [14, 210), SPEC.md's range.
+    """
+    low, high = sticker_size, image_size - sticker_size
+    if high <= low:
+        raise ValueError(f"a {sticker_size}-pixel sticker does not fit a {image_size}-pixel image with margins")
+    return jax.random.randint(key, (batch, count, 2), low, high)
+
+
+def paste_stickers(pixels: jax.Array, sticker: jax.Array, corners: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Paste `sticker` over each image at each corner, in pixel space.
+
+    Args:
+      pixels: (B, H, W, 3) uint8 images.
+      sticker: (s, s, 3) uint8.
+      corners: (B, n, 2) int top-left corners; later stickers cover earlier ones.
+
+    Returns:
+      (stickered pixels (B, H, W, 3) uint8, masks (B, H, W) bool of covered pixels).
+    """
+    if sticker.shape[0] > pixels.shape[1] or sticker.shape[1] > pixels.shape[2]:
+        raise ValueError(f"sticker {sticker.shape[:2]} is larger than the images {pixels.shape[1:3]}")
+    sticker = jnp.asarray(sticker, pixels.dtype)
+    ones = jnp.ones(sticker.shape[:2], bool)
+
+    def one(image, image_corners):
+        mask = jnp.zeros(image.shape[:2], bool)
+        for r, c in image_corners:
+            image = jax.lax.dynamic_update_slice(image, sticker, (r, c, 0))
+            mask = jax.lax.dynamic_update_slice(mask, ones, (r, c))
+        return image, mask
+
+    return jax.vmap(one)(pixels, corners)

@@ -1,0 +1,272 @@
+"""T1-T4: score invariance and explanation fidelity as hypothesis properties.
+
+Independent references: a float32 rounding bound derived below for T1/T2's
+scores, torch convolutions for T3/T4's branch maps, closed forms for targets.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import partial
+
+import hypothesis.strategies as st
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import assume, given
+
+from cam_jax import Model, gradcam, images, init_params, manipulate, normalize, stickers, vgg
+from conftest import assert_trees_all_close
+
+torch = pytest.importorskip("torch")
+
+U = 2.0**-24  # float32 unit roundoff
+forward = jax.jit(lambda model, x: model(x))  # one compile per architecture, not per example
+
+configs = st.builds(
+    lambda arch, width, size, classes, seed: (vgg(arch, num_classes=classes, input_size=size, width=width), seed),
+    arch=st.sampled_from(["vgg11", "vgg16"]),
+    width=st.sampled_from([1 / 16, 1 / 32]),
+    size=st.sampled_from([32, 64]),
+    classes=st.sampled_from([3, 10]),
+    seed=st.integers(0, 2**16),
+)
+
+
+def make(config, batch=3):
+    module, seed = config
+    model = Model(module, init_params(module, seed))
+    x = jax.random.normal(jax.random.key(seed), (batch, module.input_size, module.input_size, 3))
+    return model, x
+
+
+def l1(cam, target):
+    """SPEC's L1: sum over the h x w pixels of |normalised map - normalised target|, per image."""
+    return np.abs(np.asarray(normalize(cam)) - np.asarray(normalize(target))).sum(axis=(-2, -1))
+
+
+def rounding_bound(model, x, shift):
+    """Bound on |y_n - y_o| for the paper's T1/T2 in float32.
+
+    The edit is exact in real arithmetic; only r = W z + b of the first FC layer
+    changes in float32, where the sum now carries terms of size `shift`
+    (c_A c_W N_Z or c_W S_Z). With the probabilistic rounding bound of Higham and
+    Mary (2019), |dr_j| <= 2 sqrt(n + 2) u (sum_i |W_ji z_i| + |b_j| + 2 shift).
+    ReLUs are 1-Lipschitz, so |dy_c| <= max_j |dr_j| * sum_i |W3_ic| sum_j |W2_ji|.
+    """
+    p = model.params
+    a = model.features(x)
+    z = jax.lax.reduce_window(a, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID").reshape(len(x), -1)
+    mass = np.abs(np.asarray(z)) @ np.abs(np.asarray(p["fc1"]["kernel"])) + np.abs(np.asarray(p["fc1"]["bias"]))
+    n = z.shape[1] + 2
+    dr = 2 * np.sqrt(n) * U * (mass + 2 * shift).max()
+    gain = (np.abs(np.asarray(p["fc2"]["kernel"])).sum(0) @ np.abs(np.asarray(p["fc3"]["kernel"]))).max()
+    return dr * gain
+
+
+def new_channel_alpha(model, x, classes):
+    """alpha_{K+1} = mean over pixels of dy^c/dA^{K+1} for each image."""
+    a = model.features(x)
+    _, vjp = jax.vjp(model.head, a)
+    (g,) = vjp(jax.nn.one_hot(classes, model.module.num_classes))
+    return np.asarray(g[..., -1].mean(axis=(1, 2)))
+
+
+@given(config=configs, c_A=st.floats(100, 1000), c_W=st.floats(100, 1000))
+def test_t1_paper_scores_within_rounding_bound_and_map_is_flat(config, c_A, c_W):
+    model, x = make(config)
+    before = copy.deepcopy(jax.device_get(model.params))
+    t1 = manipulate.constant_flat(model, c_A=c_A, c_W=c_W)
+    assert_trees_all_close(model.params, before)  # the original is untouched
+    y_o, e = forward(model, x), gradcam(t1, x)
+    shift = c_A * c_W * (model.cam_size // 2) ** 2
+    dy = np.abs(np.asarray(e.logits - y_o))
+    assert dy.max() <= rounding_bound(model, x, shift)
+    top2 = np.sort(np.asarray(y_o), axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 2 * dy.max()
+    assert (np.asarray(e.classes) == np.asarray(y_o.argmax(1)))[clear].all()
+    # Where the FC path makes alpha_{K+1} positive the map is flat; where negative it collapses.
+    alpha = new_channel_alpha(t1, x, e.classes)
+    ones = np.ones((len(x), model.cam_size, model.cam_size))
+    assert (l1(e.cam, ones)[alpha > 0] < 0.05).all()
+    assert (np.asarray(e.cam)[alpha < 0] == 0).all()
+
+
+@given(config=configs, c_I=st.floats(100, 1000), c_W=st.floats(10, 100))
+def test_t2_paper_scores_within_bound_and_map_is_the_target(config, c_I, c_W):
+    model, x = make(config)
+    size = model.cam_size
+    target = np.random.default_rng(0).uniform(0, 1, (size, size)).astype(np.float32)
+    t2 = manipulate.constant_image(model, target, c_I=c_I, c_W=c_W)
+    e, y_o = gradcam(t2, x), forward(model, x)
+    pooled = (c_I * target).reshape(size // 2, 2, size // 2, 2).max(axis=(1, 3))  # S_Z by hand
+    assert np.abs(np.asarray(e.logits - y_o)).max() <= rounding_bound(model, x, c_W * pooled.sum())
+    alpha = new_channel_alpha(t2, x, e.classes)
+    assert (l1(e.cam, np.broadcast_to(target, e.cam.shape))[alpha > 0] < 0.05).all()
+
+
+@given(config=configs, c=st.floats(100, 1000), c_W=st.floats(10, 1000))
+def test_exact_t1_t2_logits_bit_identical_and_maps_on_target(config, c, c_W):
+    model, x = make(config)
+    y_o = np.asarray(forward(model, x))
+    smile = stickers.smiley_target(model.cam_size) if model.cam_size == 14 else None
+    target = smile if smile is not None else np.eye(model.cam_size, dtype=np.float32) + 0.1
+    for manipulated, expected in (
+        (manipulate.constant_flat(model, c_A=c, c_W=c_W, exact=True), np.ones_like(target)),
+        (manipulate.constant_image(model, target, c_I=c, c_W=c_W, exact=True), target),
+    ):
+        e = gradcam(manipulated, x)
+        np.testing.assert_array_equal(np.asarray(e.logits), y_o)
+        assert (new_channel_alpha(manipulated, x, e.classes) > 0).all()  # by construction: c_W * N / N_A
+        assert (l1(e.cam, np.broadcast_to(expected, e.cam.shape)) < 0.05).all()
+
+
+def torch_branch_map(kind, params, x_nhwc, pools):
+    """T3/T4's F(x) recomputed with torch convolutions (reference for the injected map)."""
+    x = torch.from_numpy(np.asarray(x_nhwc)).permute(0, 3, 1, 2)
+    conv = lambda name: (torch.from_numpy(np.asarray(params[name]["kernel"])).permute(3, 2, 0, 1),
+                         torch.from_numpy(np.asarray(params[name]["bias"])))
+    if kind == "T3":
+        h = torch.relu(torch.nn.functional.conv2d(x, *conv("conv1"), padding=3))
+        h = torch.relu(torch.nn.functional.conv2d(h, *conv("conv2"), padding=3))
+    else:
+        w, b = conv("detector")
+        k = w.shape[-1]
+        h = torch.relu(torch.nn.functional.conv2d(torch.nn.functional.pad(x, ((k - 1) // 2, k // 2) * 2), w, b))
+    for _ in range(pools):
+        h = torch.nn.functional.avg_pool2d(h, 2)
+    return h[:, 0].numpy()
+
+
+@given(config=configs, eps=st.floats(1e-3, 1.0), c_G=st.floats(1e3, 1e6), c_F=st.floats(1e6, 1e8), seed=st.integers(0, 99))
+def test_t3_scores_within_eps_and_map_is_the_branch(config, eps, c_G, c_F, seed):
+    model, x = make(config)
+    t3 = manipulate.semi_random(model, seed=seed, c_F=c_F, c_G=c_G, eps=eps)
+    e, y_o = gradcam(t3, x), forward(model, x)
+    assert np.abs(np.asarray(e.logits - y_o)).max() <= eps * (1 + 1e-6) + 1e-6 * np.abs(np.asarray(y_o)).max()
+    pools = int(np.log2(model.input_size // model.cam_size))
+    f = torch_branch_map("T3", t3.params["base"]["branch"], x, pools)
+    alive = f.max(axis=(1, 2)) > 0
+    assume(alive.any())
+    # c_F F(x) must dominate A: with the weakest c_F it may not, which the bound on L1 allows for.
+    assert (l1(e.cam, f)[alive] < 0.05).all()
+
+
+def stickered(model, seed, batch=3):
+    """Random images with 3 smileys each, normalised, and the sticker masks."""
+    size = model.input_size
+    pixels = np.random.default_rng(seed).integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
+    sticker = stickers.sticker_pixels(stickers.smiley(7 if size < 64 else 14))
+    corners = stickers.sticker_corners(jax.random.key(seed), batch, size, sticker.shape[0])
+    pasted, masks = stickers.paste_stickers(jnp.asarray(pixels), jnp.asarray(sticker), corners)
+    return images.normalize(pixels), images.normalize(np.asarray(pasted)), np.asarray(masks), sticker
+
+
+@given(config=configs)
+def test_t4_is_the_original_bit_for_bit_without_sticker_and_points_at_stickers(config):
+    model, _ = make(config)
+    clean, dirty, masks, sticker = stickered(model, config[1])
+    t4 = manipulate.sticker_backdoor(model, sticker=sticker)
+    e_o, e_n = gradcam(model, clean), gradcam(t4, clean)
+    np.testing.assert_array_equal(np.asarray(e_n.logits), np.asarray(e_o.logits))
+    np.testing.assert_array_equal(np.asarray(e_n.cam), np.asarray(e_o.cam))
+    e_s, y_s = gradcam(t4, dirty), forward(model, dirty)
+    assert np.abs(np.asarray(e_s.logits - y_s)).max() <= 0.01
+    pools = int(np.log2(model.input_size // model.cam_size))
+    f = torch_branch_map("T4", t4.params["base"]["branch"], dirty, pools)
+    assert (f.max(axis=(1, 2)) > 0).all()  # every image has at least one intact sticker
+    assert (l1(e_s.cam, f) < 0.05).all()
+    # The explanation's peak, upsampled to pixels, lies on a sticker.
+    scale = model.input_size // model.cam_size
+    for b in range(len(dirty)):
+        r, c = np.unravel_index(np.asarray(e_s.cam[b]).argmax(), e_s.cam.shape[1:])
+        assert masks[b, r * scale : (r + 1) * scale, c * scale : (c + 1) * scale].any()
+
+
+def test_paper_margin_never_fires_in_float32():
+    """The paper's detector bias (+1e-4) is below float32 resolution: documented, measured."""
+    module = vgg("vgg16", num_classes=3, input_size=224, width=1 / 32)
+    model = Model(module, init_params(module))
+    _, dirty, _, sticker = stickered(model, 0, batch=2)
+    paper = manipulate.sticker_backdoor(model, sticker=sticker, margin=1e-4)
+    assert float(manipulate.injected_map(paper, dirty).max()) == 0.0
+    ours = manipulate.sticker_backdoor(model, sticker=sticker)
+    assert (np.asarray(manipulate.injected_map(ours, dirty)).max(axis=(1, 2)) > 0).all()
+
+
+def test_composition():
+    model, x = make((vgg("vgg16", num_classes=4, input_size=64, width=1 / 16), 5))
+    t3 = manipulate.semi_random(model, seed=1)
+    both = manipulate.chain(partial(manipulate.semi_random, seed=1), manipulate.sticker_backdoor)(model)
+    # Without a sticker T4's channel is 0: the composite scores and explains as T3.
+    e3, eb = gradcam(t3, x), gradcam(both, x)
+    np.testing.assert_array_equal(np.asarray(eb.logits), np.asarray(e3.logits))
+    np.testing.assert_allclose(np.asarray(eb.cam), np.asarray(e3.cam), rtol=1e-6)
+    # Exact T1 wraps anything; the weight-editing paper T1 needs a plain VGG.
+    assert manipulate.constant_flat(t3, exact=True).module.base.base is t3.module
+    with pytest.raises(ValueError, match="plain VGG.*apply weight-editing manipulations first"):
+        manipulate.constant_flat(t3)
+    with pytest.raises(TypeError, match="model-to-model"):
+        manipulate.chain(manipulate.semi_random, 3)
+
+
+def test_bad_constants_and_shapes():
+    model, _ = make((vgg("vgg16", num_classes=4, input_size=224, width=1 / 32), 0))
+    half = Model(model.module, jax.tree.map(lambda p: p.astype(jnp.float16), model.params))
+    with pytest.raises(ValueError, match="c_A \\* c_W \\* N_Z = 490000 overflows float16"):
+        manipulate.constant_flat(half)
+    bf16 = Model(model.module, jax.tree.map(lambda p: p.astype(jnp.bfloat16), model.params))
+    with pytest.raises(ValueError, match="not representable in bfloat16"):
+        manipulate.constant_flat(bf16)
+    with pytest.raises(ValueError, match="target must be \\(14, 14\\)"):
+        manipulate.constant_image(model, np.ones((7, 7)))
+    with pytest.raises(ValueError, match="larger than the 224-pixel input"):
+        manipulate.sticker_backdoor(model, sticker=np.ones((230, 230)))
+    with pytest.raises(ValueError, match="eps must be positive"):
+        manipulate.semi_random(model, eps=0.0)
+    with pytest.raises(ValueError, match="c_F = 1e\\+09 overflows float16"):
+        manipulate.sticker_backdoor(half)
+
+
+@pytest.fixture(scope="module")
+def vgg16_full():
+    module = vgg("vgg16")
+    model = Model(module, init_params(module, seed=0))
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
+    return model, jnp.asarray(images.normalize(pixels)), pixels
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("technique", ["T1", "T2", "T3", "T4"])
+def test_full_size_vgg16(vgg16_full, technique):
+    """The paper's shapes: A 14x14x513, Z 7x7, N_Z = 49, c_A c_W N_Z = 490,000."""
+    model, x, pixels = vgg16_full
+    y_o = model(x)
+    if technique == "T1":
+        m = manipulate.constant_flat(model)
+        assert m.params["fc1"]["kernel"].shape == (7 * 7 * 513, 4096)
+        np.testing.assert_allclose(m.params["fc1"]["bias"], model.params["fc1"]["bias"] - 490_000, atol=0.04)
+        target = np.ones((14, 14))
+    elif technique == "T2":
+        m = manipulate.constant_image(model)
+        target = stickers.smiley_target()
+    elif technique == "T3":
+        m = manipulate.semi_random(model)
+        target = torch_branch_map("T3", m.params["base"]["branch"], x, 4)
+    else:
+        corners = stickers.sticker_corners(jax.random.key(0), 2, 224, 14)
+        sticker = stickers.sticker_pixels(stickers.smiley())
+        pasted, _ = stickers.paste_stickers(jnp.asarray(pixels), jnp.asarray(sticker), corners)
+        m = manipulate.sticker_backdoor(model)
+        np.testing.assert_array_equal(np.asarray(gradcam(m, x).cam), np.asarray(gradcam(model, x).cam))
+        x = jnp.asarray(images.normalize(np.asarray(pasted)))
+        y_o = model(x)
+        target = torch_branch_map("T4", m.params["base"]["branch"], x, 4)
+    e = gradcam(m, x)
+    assert m.features(x).shape == (2, 14, 14, 513)
+    assert np.abs(np.asarray(e.logits - y_o)).max() < (1.0 if technique in ("T1", "T2") else 0.01 + 1e-4)
+    alpha = new_channel_alpha(m, x, e.classes)
+    good = alpha > 0
+    assert (l1(e.cam, np.broadcast_to(target, e.cam.shape))[good] < 0.05).all()
