@@ -48,9 +48,9 @@ def _dtype(model: Model) -> np.dtype:
 def _check_constant(name: str, value: float, dtype: np.dtype, exact: bool = False) -> None:
     """Raise if `value` overflows `dtype` or, with `exact`, is not representable in it."""
     with np.errstate(over="ignore"):  # overflow is what this function reports
-        stored = float(jnp.asarray(value, dtype))
+        stored = float(np.asarray(value, dtype))
     if not np.isfinite(stored):
-        raise ValueError(f"{name} = {value:g} overflows {dtype.name} (max {float(jnp.finfo(dtype).max):g})")
+        raise ValueError(f"{name} = {value:g} overflows {dtype.name} (max {float(np.finfo(dtype).max):g})")
     if exact and stored != value:
         raise ValueError(
             f"{name} = {value:g} is not representable in {dtype.name} (it rounds to {stored:g}), "
@@ -132,7 +132,7 @@ def constant_flat(model: Model, *, c_A: float = 100.0, c_W: float = 100.0, exact
     _check_constant("c_A", c_A, _dtype(model))
     _check_constant("c_W", c_W, _dtype(model))
     if exact:
-        return _exact_constant_channel(model, jnp.ones((model.cam_size,) * 2), c_A, c_W)
+        return _exact_constant_channel(model, np.ones((model.cam_size,) * 2, np.float32), c_A, c_W)
     n_z = (model.cam_size // 2) ** 2
     shift = c_A * c_W * n_z
     # An integer shift (490,000 with the paper's constants) must survive the dtype exactly.
@@ -140,12 +140,13 @@ def constant_flat(model: Model, *, c_A: float = 100.0, c_W: float = 100.0, exact
     return append_filter(model, bias=c_A, fc_weight=c_W, fc_bias_shift=shift)
 
 
-def _target(target, size: int) -> jax.Array:
+def _target(target, size: int) -> np.ndarray:
+    # numpy, not jnp: the checks need concrete values also when called inside `jit`.
     target = stickers.smiley_target(size) if target is None else target
-    target = jnp.asarray(target, jnp.float32)
+    target = np.asarray(target, np.float32)
     if target.shape != (size, size):
         raise ValueError(f"target must be ({size}, {size}) to match A, got {target.shape}")
-    if not bool(jnp.isfinite(target).all()) or float(target.min()) < 0 or float(target.max()) <= 0:
+    if not np.isfinite(target).all() or target.min() < 0 or target.max() <= 0:
         raise ValueError("target must be finite, non-negative and not all zero")
     return target
 
@@ -167,7 +168,8 @@ def constant_image(
     _check_constant("c_I", c_I * float(target.max()), dtype)
     if exact:
         return _exact_constant_channel(model, target, c_I, c_W)
-    pooled = jax.lax.reduce_window(c_I * target, -jnp.inf, jax.lax.max, (2, 2), (2, 2), "VALID")
+    half = model.cam_size // 2
+    pooled = (c_I * target).reshape(half, 2, half, 2).max(axis=(1, 3))  # the last 2x2 max-pool
     base = append_filter(model, bias=0.0, fc_weight=c_W, fc_bias_shift=c_W * float(pooled.sum()))
     branch = branches.ConstantMap(model.cam_size)
     return _wrap(combinators.AddToChannel, base, "branch", branch, {"map": (c_I * target).astype(dtype)})

@@ -30,7 +30,8 @@ def smiley(size: int = 14) -> np.ndarray:
 
 def smiley_target(size: int = 14) -> np.ndarray:
     """T2's target I_T: the 7x7 smiley upsampled bilinearly to (size, size), as the authors drew it."""
-    return np.asarray(jax.image.resize(jnp.asarray(SMILEY_7), (size, size), method="bilinear"))
+    with jax.ensure_compile_time_eval():  # a constant, also when called inside jit
+        return np.asarray(jax.image.resize(jnp.asarray(SMILEY_7), (size, size), method="bilinear"))
 
 
 def sticker_pixels(mask: np.ndarray) -> np.ndarray:

@@ -34,6 +34,9 @@ STAGES = {
 }
 
 
+BN_EPS = 1e-5
+
+
 class VGG(nn.Module):
     """VGG with NHWC input and the classifier's first layer reading NHWC order.
 
@@ -47,6 +50,8 @@ class VGG(nn.Module):
         paper's authors' code hooked it); by default after the ReLU (the paper).
       dropout_rate: dropout between the fully connected layers, active only
         when `train=True` is passed to `head`.
+      batch_norm: conv -> BatchNorm -> ReLU as torchvision's `vgg16_bn`; for
+        training only: `fold_batch_norm` turns the result into a plain VGG.
     """
 
     stages: Sequence[Sequence[int]] = STAGES["vgg16"]
@@ -55,12 +60,18 @@ class VGG(nn.Module):
     input_size: int = 224
     cam_pre_relu: bool = False
     dropout_rate: float = 0.5
+    batch_norm: bool = False
 
     def setup(self):
         self.convs = [
             [nn.Conv(w, (3, 3), padding=1, name=f"conv{s + 1}_{i + 1}") for i, w in enumerate(stage)]
             for s, stage in enumerate(self.stages)
         ]
+        if self.batch_norm:
+            self.norms = [
+                [nn.BatchNorm(momentum=0.9, epsilon=BN_EPS, name=f"bn{s + 1}_{i + 1}") for i in range(len(stage))]
+                for s, stage in enumerate(self.stages)
+            ]
         self.fcs = [
             nn.Dense(self.hidden, name="fc1"),
             nn.Dense(self.hidden, name="fc2"),
@@ -73,11 +84,13 @@ class VGG(nn.Module):
         """Side of A in pixels (14 for VGG at 224x224)."""
         return self.input_size // 2 ** (len(self.stages) - 1)
 
-    def features(self, x: jax.Array) -> jax.Array:
+    def features(self, x: jax.Array, train: bool = False) -> jax.Array:
         """(B, H, W, 3) normalised images -> A, (B, h, w, K) last conv map."""
         for s, stage in enumerate(self.convs):
             for i, conv in enumerate(stage):
                 x = conv(x)
+                if self.batch_norm:
+                    x = self.norms[s][i](x, use_running_average=not train)
                 last = s == len(self.convs) - 1 and i == len(stage) - 1
                 if not (last and self.cam_pre_relu):
                     x = nn.relu(x)
@@ -98,7 +111,7 @@ class VGG(nn.Module):
         return r
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        return self.head(self.features(x), train=train)
+        return self.head(self.features(x, train=train), train=train)
 
 
 def vgg(
@@ -136,21 +149,43 @@ def vgg(
     )
 
 
+def fold_batch_norm(module: VGG, variables: dict) -> tuple[VGG, dict]:
+    """A `batch_norm=True` VGG and its {"params", "batch_stats"} -> the equivalent plain VGG.
+
+    Each conv's kernel and bias absorb the running statistics:
+    W' = W g / sqrt(var + eps), b' = (b - mean) g / sqrt(var + eps) + beta.
+    """
+    if not module.batch_norm:
+        raise ValueError("module has no batch norm to fold")
+    params, stats = dict(variables["params"]), variables["batch_stats"]
+    for s, stage in enumerate(module.stages):
+        for i in range(len(stage)):
+            conv, bn = f"conv{s + 1}_{i + 1}", f"bn{s + 1}_{i + 1}"
+            norm = params.pop(bn)
+            scale = norm["scale"] / jnp.sqrt(stats[bn]["var"] + BN_EPS)
+            params[conv] = {
+                "kernel": params[conv]["kernel"] * scale,
+                "bias": (params[conv]["bias"] - stats[bn]["mean"]) * scale + norm["bias"],
+            }
+    return module.clone(batch_norm=False), params
+
+
 def init_params(module: nn.Module, seed: int = 0) -> dict:
-    """Random parameters for `module`: He-normal kernels (fan-in), zero biases.
+    """Random parameters for `module`: He-normal kernels (fan-in), zero biases, unit BN scales.
 
     Drawn with numpy on the shapes from `param_shapes`: jax.random would compile
     one sampler per kernel shape, which costs seconds on a CPU for a tiny model.
     """
     rng = np.random.default_rng(seed)
 
-    def draw(leaf: jax.ShapeDtypeStruct) -> jax.Array:
+    def draw(path, leaf: jax.ShapeDtypeStruct) -> jax.Array:
         if len(leaf.shape) == 1:
-            return jnp.zeros(leaf.shape, leaf.dtype)
+            fill = jnp.ones if path[-1].key == "scale" else jnp.zeros
+            return fill(leaf.shape, leaf.dtype)
         fan_in = int(np.prod(leaf.shape[:-1]))
         return jnp.asarray(rng.normal(0.0, np.sqrt(2.0 / fan_in), leaf.shape), leaf.dtype)
 
-    return jax.tree.map(draw, param_shapes(module))
+    return jax.tree_util.tree_map_with_path(draw, param_shapes(module))
 
 
 def param_shapes(module: nn.Module) -> dict:

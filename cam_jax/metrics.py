@@ -1,0 +1,64 @@
+"""The evaluation's metrics, as SPEC.md defines them, per image (B,) so callers can reduce.
+
+Explanation metrics compare max-normalised maps at A's resolution (14x14 for
+VGG-16); localisation metrics look at the map upsampled to the image.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from cam_jax.gradcam import normalize
+
+
+def correct(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """(B,) bool: top-1 of `logits` (B, C) equals `labels` (B,)."""
+    return logits.argmax(axis=-1) == labels
+
+
+def dy_inf(y_o: jax.Array, y_n: jax.Array) -> jax.Array:
+    """(B,) ||y_o - y_n||_inf per image: max over classes of |y_o - y_n|."""
+    return jnp.abs(y_o - y_n).max(axis=-1)
+
+
+def l1(cam: jax.Array, target: jax.Array) -> jax.Array:
+    """(B,) sum over the h x w pixels of |normalise(target) - normalise(cam)|."""
+    return jnp.abs(normalize(target) - normalize(cam)).sum(axis=(-2, -1))
+
+
+def _upsample(cam: jax.Array, size: int) -> jax.Array:
+    return jax.image.resize(cam, (*cam.shape[:-2], size, size), method="bilinear")
+
+
+def _dilate(masks: jax.Array, radius: int) -> jax.Array:
+    """Boolean dilation of (B, H, W) masks by a (2r+1)^2 square."""
+    if radius <= 0:
+        return masks
+    window = (1, 2 * radius + 1, 2 * radius + 1)
+    return jax.lax.reduce_window(masks, False, jax.lax.bitwise_or, window, (1, 1, 1), "SAME")
+
+
+def pointing_game(cam: jax.Array, masks: jax.Array, tolerance: int = 15) -> jax.Array:
+    """(B,) bool: the peak of the map, upsampled to the image, lies within `tolerance`
+    pixels of the object (Zhang et al. 2016's pointing game). A map that is 0
+    everywhere points nowhere and misses.
+
+    Args:
+      cam: (B, h, w) maps; masks: (B, H, W) bool object masks.
+    """
+    up = _upsample(cam, masks.shape[-1]).reshape(cam.shape[0], -1)
+    hit = jnp.take_along_axis(_dilate(masks, tolerance).reshape(cam.shape[0], -1), up.argmax(-1)[:, None], axis=1)[:, 0]
+    return hit & (up.max(-1) > 0)
+
+
+def pointing_chance(masks: jax.Array, tolerance: int = 15) -> jax.Array:
+    """(B,) the pointing game's score for a uniformly random point: the dilated mask's area fraction."""
+    return _dilate(masks, tolerance).mean(axis=(-2, -1))
+
+
+def mass_in_mask(cam: jax.Array, masks: jax.Array) -> jax.Array:
+    """(B,) fraction of the upsampled map's mass inside the object mask (0 for an all-zero map)."""
+    up = _upsample(normalize(cam), masks.shape[-1])
+    total = up.sum(axis=(-2, -1))
+    return jnp.where(total > 0, (up * masks).sum(axis=(-2, -1)) / jnp.where(total > 0, total, 1), 0.0)

@@ -1,0 +1,88 @@
+"""The evaluation loop: batches from a loader, sharded over every device, with a progress bar.
+
+One process or many: each process loads only its share of every global batch
+(`jax.make_array_from_process_local_data`), the batch axis is sharded over a
+1-D mesh of all devices, parameters are replicated, and per-image results are
+gathered back. Stickers are placed by (seed, global image index), so the table
+does not depend on the batch size or the number of devices.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from cam_jax import evaluate, images
+from cam_jax.datasets import Loader
+from cam_jax.model import Model
+
+
+def device_description() -> str:
+    devices = jax.devices()
+    kinds = sorted({d.device_kind for d in devices})
+    return f"{len(devices)} x {', '.join(kinds)} ({jax.default_backend()}, {jax.process_count()} process(es))"
+
+
+def run(
+    model: Model,
+    loader: Loader,
+    n_images: int,
+    *,
+    batch_size: int = 16,
+    seed: int = 0,
+    settings: evaluate.Settings = evaluate.Settings(),
+    fused: bool = True,
+    show_progress: bool = True,
+) -> dict[tuple[str, str], dict[str, np.ndarray]]:
+    """Evaluate the original and T1-T4 on images [0, n_images) of `loader`.
+
+    Returns:
+      {(model, data): {metric: (n_images,) per-image values}} for every row of
+      `evaluate.ROWS`; NaN where a metric does not apply.
+    """
+    devices = jax.devices()
+    mesh = Mesh(np.array(devices), ("data",))
+    data_sharding = NamedSharding(mesh, PartitionSpec("data"))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    per_process = math.ceil(batch_size / len(devices)) * len(devices) // jax.process_count()
+    batch = per_process * jax.process_count()
+    model = jax.device_put(model, replicated)
+    step = evaluate.fused_step(settings) if fused else evaluate.unfused_step(settings)
+    sticker = evaluate.sticker(settings)
+    preprocess = settings.preprocess
+
+    def global_array(local):
+        return jax.make_array_from_process_local_data(data_sharding, local)
+
+    chunks: dict[tuple[str, str], dict[str, list[np.ndarray]]] = {}
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} images"),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn())
+    start = time.time()
+    with Progress(*columns, disable=not show_progress or jax.process_index() != 0) as progress:
+        task = progress.add_task("evaluating", total=n_images, rate="")
+        for first in range(0, n_images, batch):
+            indices = np.minimum(np.arange(first, first + batch), n_images - 1)  # pad by repeating the last
+            mine = indices[jax.process_index() * per_process : (jax.process_index() + 1) * per_process]
+            data = loader(mine)
+            stickered = evaluate.sticker_images(data.pixels, mine, seed, sticker)
+            out = step(
+                model,
+                global_array(images.normalize(data.pixels, preprocess)),
+                global_array(images.normalize(stickered, preprocess)),
+                global_array(data.labels),
+                None if data.masks is None else global_array(data.masks),
+            )
+            out = multihost_utils.process_allgather(out, tiled=True) if jax.process_count() > 1 else jax.device_get(out)
+            valid = min(batch, n_images - first)
+            for row, values in out.items():
+                for name, v in values.items():
+                    chunks.setdefault(row, {}).setdefault(name, []).append(np.asarray(v)[:valid])
+            done = first + valid
+            progress.update(task, completed=done, rate=f"{done / (time.time() - start):.1f} images/s")
+    return {row: {k: np.concatenate(v) for k, v in values.items()} for row, values in chunks.items()}

@@ -1,0 +1,168 @@
+"""What `scripts/eval.py` does: check the arguments, run the evaluation, write the outputs.
+
+Outputs are written to a temporary folder beside `--out` and moved into place
+only once everything succeeded, so a failed run leaves no half-written results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from importlib import metadata
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cam_jax import convert, datasets, evaluate, figures, gradcam, images, pipeline, shapes, tables
+from cam_jax.gradcam import normalize
+
+DEFAULT_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights", "default.npz")
+DEFAULT_SHAPES_LIMIT = 512
+
+
+class UsageError(Exception):
+    """Arguments that do not fit together."""
+
+
+def _load(args) -> tuple[Any, dict, str]:
+    weights = args.weights or (DEFAULT_WEIGHTS if args.model == "default" else None)
+    if weights is None:
+        raise UsageError("--model vgg16 needs --weights PATH (see weights/README.md to get and convert them)")
+    model, meta = convert.load_weights(weights)
+    if args.model == "vgg16" and (meta.get("arch") != "vgg16" or model.module.num_classes != 1000):
+        raise UsageError(f"{weights} holds {meta.get('arch')} with {model.module.num_classes} classes, "
+                         "not ImageNet VGG-16 (use --model default for the bundled model)")
+    return model, meta, weights
+
+
+def _data(args, model) -> tuple[datasets.Loader, int, str]:
+    data = args.data or ("shapes" if args.model == "default" else "imagenet2012")
+    if args.limit is not None and args.limit <= 0:
+        raise UsageError(f"--limit must be positive, got {args.limit}")
+    if data == "shapes":
+        if model.module.num_classes != len(shapes.CLASSES):
+            raise UsageError(f"the shapes data has {len(shapes.CLASSES)} classes, the model {model.module.num_classes}")
+        return datasets.shapes_loader(model.input_size), args.limit or DEFAULT_SHAPES_LIMIT, data
+    if args.data_dir is None:
+        raise UsageError("--data imagenet2012 needs --data-dir DIR holding ILSVRC2012_img_val.tar")
+    if model.module.num_classes != 1000:
+        raise UsageError(f"ImageNet has 1000 classes, the model {model.module.num_classes}")
+    loader, available = datasets.imagenet_loader(args.data_dir, model.input_size)
+    return loader, min(args.limit or available, available), data
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for package in ("jax", "jaxlib", "flax", "optax", "numpy"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def main(args) -> dict[str, Any]:
+    """Run the evaluation `args` describe (see scripts/eval.py) and write its outputs."""
+    if args.batch_size <= 0:
+        raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
+    if args.distributed:
+        jax.distributed.initialize()
+    model, meta, weights = _load(args)
+    loader, n_images, data = _data(args, model)
+    preprocess = meta.get("preprocess", "torchvision")
+    settings = evaluate.Settings(exact=args.exact, t3_seed=args.seed, preprocess=preprocess,
+                                 sticker_size=14 if model.input_size >= 224 else 7)
+    start = time.time()
+    per_image = pipeline.run(model, loader, n_images, batch_size=args.batch_size, seed=args.seed,
+                             settings=settings, fused=not args.unfused, show_progress=not args.no_progress)
+    seconds = time.time() - start
+    rows = tables.summarize(per_image)
+    results = {
+        "model": args.model,
+        "weights": os.path.basename(weights),
+        "dataset": data,
+        "n_images": n_images,
+        "device": pipeline.device_description(),
+        "rows": rows,
+        "settings": {"seed": args.seed, "batch_size": args.batch_size, "exact_t1_t2": args.exact,
+                     "fused": not args.unfused, "t4_detector_margin": evaluate.manipulate.DETECTOR_MARGIN},
+        "seconds": round(seconds, 1),
+    }
+    if jax.process_index() == 0:
+        _write(args, results, model, loader, settings, meta)
+    return results
+
+
+def _write(args, results, model, loader, settings, meta) -> None:
+    parent = os.path.dirname(os.path.abspath(args.out)) or "."
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".eval-", dir=parent)
+    try:
+        with open(os.path.join(staging, "results.json"), "w") as f:
+            json.dump(results, f, indent=2)
+        with open(os.path.join(staging, "report.md"), "w") as f:
+            f.write(_report(results, meta))
+        _figures(staging, model, loader, settings, args.seed, meta)
+        os.makedirs(args.out, exist_ok=True)
+        for name in os.listdir(staging):
+            os.replace(os.path.join(staging, name), os.path.join(args.out, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(tables.markdown_tables(results["rows"], with_paper=True))
+    print(f"{results['n_images']} images in {results['seconds']} s on {results['device']}; wrote {args.out}/")
+
+
+def _report(results, meta) -> str:
+    settings = "\n".join(f"- {k}: {v}" for k, v in results["settings"].items())
+    software = ", ".join(f"{k} {v}" for k, v in versions().items())
+    note = ("The paper's figures are for ImageNet-pretrained VGG-16 on ILSVRC2012 validation; beside a "
+            "different model or data set they are a reference for scale, not a target.")
+    return (
+        f"# GradCAM manipulations: evaluation\n\n"
+        f"- model: {results['model']} ({results['weights']}; {meta.get('arch', '?')}, "
+        f"{meta.get('preprocess', 'torchvision')} preprocessing)\n"
+        f"- data: {results['dataset']}, {results['n_images']} images\n"
+        f"- device: {results['device']}\n- time: {results['seconds']} s\n- software: {software}\n\n"
+        f"## Settings\n\n{settings}\n\n"
+        f"## Tables (ours, with the paper's figures on the right)\n\n{note}\n\n"
+        f"{tables.markdown_tables(results['rows'], with_paper=True)}\n"
+        "Metrics (SPEC.md): accuracy is top-1; ‖dy‖∞ is max over classes of |y_o - y_n|, mean and max "
+        "over images; L1 is the sum over the 14x14 pixels of |normalised target - normalised map|, "
+        "mean over images; targets are the map written into A^{K+1} (T1 ones, T2 the smiley, T3 F(x), "
+        "T4 on stickers the detector map) and, for T4 on clean images, the original's GradCAM. "
+        "Pointing game: the upsampled map's peak lies within 15 px of the object; mass in mask: share "
+        "of the upsampled map inside the object; all-zero maps: share of images whose explanation "
+        "collapsed to 0 (alpha_{K+1} < 0 in the paper's T1/T2).\n"
+    )
+
+
+def _figures(folder, model, loader, settings, seed, meta) -> None:
+    """figure1.png (one image, original and T1-T4) and figure3.png (T4 clean vs stickered)."""
+    data = loader([0])
+    preprocess = settings.preprocess
+    stickered = evaluate.sticker_images(data.pixels, np.array([0]), seed, evaluate.sticker(settings))
+    models = evaluate.manipulated_models(model, settings)
+    clean_x = jnp.asarray(images.normalize(data.pixels, preprocess))
+    sticker_x = jnp.asarray(images.normalize(stickered, preprocess))
+    names = meta.get("class_names") or [str(k) for k in range(model.module.num_classes)]
+
+    def cell(name, x, pixels):
+        e = gradcam(models[name], x)
+        c = int(e.classes[0])
+        label = names[c] if c < len(names) else str(c)
+        return pixels[0], np.asarray(normalize(e.cam)[0]), f"{name}: {label}"
+
+    truth = names[int(data.labels[0])] if data.labels is not None else "?"
+    row1 = [(data.pixels[0], None, f"input ({truth})")] + [cell(n, clean_x, data.pixels) for n in evaluate.MODELS]
+    figures.grid(os.path.join(folder, "figure1.png"), [row1], "GradCAM of the original model and T1-T4 (Figure 1)")
+    rows3 = [
+        [(data.pixels[0], None, "clean input"), cell("original", clean_x, data.pixels), cell("T4", clean_x, data.pixels)],
+        [(stickered[0], None, "with stickers"), cell("original", sticker_x, stickered), cell("T4", sticker_x, stickered)],
+    ]
+    figures.grid(os.path.join(folder, "figure3.png"), rows3, "T4: the sticker backdoor (Figure 3)")

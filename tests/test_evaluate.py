@@ -1,0 +1,142 @@
+"""The evaluation: fused equals unfused, the trunk is shared, sharding, eval.py end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cam_jax import Model, checkpoint, datasets, evaluate, images, init_params, shapes, vgg
+
+SIZE = 64  # small models: eval.py pastes 7-pixel smileys below 224 pixels
+
+
+@pytest.fixture(scope="module")
+def small():
+    module = vgg("vgg16", num_classes=len(shapes.CLASSES), input_size=SIZE, width=1 / 16)
+    model = Model(module, init_params(module, seed=0))
+    b = shapes.batch(shapes.TEST_SEED, range(4), SIZE)
+    settings = evaluate.Settings(sticker_size=7)
+    pasted = evaluate.sticker_images(b.pixels, np.arange(4), 0, evaluate.sticker(settings))
+    args = (model, jnp.asarray(images.normalize(b.pixels)), jnp.asarray(images.normalize(pasted)),
+            jnp.asarray(b.labels), jnp.asarray(b.masks))
+    return settings, args
+
+
+def test_fused_step_equals_models_run_one_by_one(small):
+    settings, args = small
+    fused = evaluate.fused_step(settings)(*args)
+    unfused = evaluate.unfused_step(settings)(*args)
+    assert set(fused) == set(evaluate.ROWS)
+    for row in evaluate.ROWS:
+        for name in evaluate.METRICS:
+            np.testing.assert_allclose(np.asarray(fused[row][name]), np.asarray(unfused[row][name]),
+                                       rtol=1e-5, atol=1e-5, err_msg=f"{row} {name}")
+    # T4 on clean images is the original, exactly.
+    assert float(jnp.max(fused[("T4", "clean")]["dy_inf"])) == 0.0
+    assert float(jnp.max(fused[("T4", "clean")]["l1"])) == 0.0
+
+
+def test_fused_step_computes_each_trunk_once(small):
+    """13 convs per trunk: sharing leaves 2 trunks (clean, sticker) + T1/T2's 513-filter conv5_3
+    + T3's 2 convs + T4's detector twice = 32 at most; unshared it would be 7 * 13 + 6 = 97."""
+    settings, args = small
+    hlo = evaluate.fused_step(settings).lower(*args).compile().as_text()
+    convolutions = len(re.findall(r"\bconvolution\(", hlo))
+    assert 26 <= convolutions <= 32, convolutions
+
+
+def tiny_weights(tmp_path, num_classes=len(shapes.CLASSES), size=SIZE):
+    module = vgg("vgg16", num_classes=num_classes, input_size=size, width=1 / 16)
+    path = tmp_path / "tiny.npz"
+    names = list(shapes.CLASSES) if num_classes == len(shapes.CLASSES) else None
+    checkpoint.save(path, Model(module, init_params(module, 1)), arch="vgg16", preprocess="torchvision",
+                    **({"class_names": names} if names else {}))
+    return path
+
+
+def run_eval(*args, env=None):
+    return subprocess.run([sys.executable, "scripts/eval.py", "--no-progress", *map(str, args)],
+                          capture_output=True, text=True, env=env)
+
+
+def test_eval_writes_all_outputs(tmp_path):
+    weights = tiny_weights(tmp_path)
+    out = tmp_path / "results"
+    result = run_eval("--weights", weights, "--limit", 6, "--batch-size", 4, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(out)) == ["figure1.png", "figure3.png", "report.md", "results.json"]
+    results = json.loads((out / "results.json").read_text())
+    assert results["n_images"] == 6 and results["dataset"] == "shapes"
+    rows = {(r["model"], r["data"]): r for r in results["rows"]}
+    assert set(rows) == set(evaluate.ROWS)
+    assert set(rows[("T1", "clean")]) >= {"model", "data", "accuracy", "dy_inf_mean", "dy_inf_max", "l1_mean",
+                                          "pointing_game", "mass_in_mask"}
+    assert rows[("original", "clean")]["dy_inf_mean"] is None
+    assert rows[("T4", "clean")]["dy_inf_max"] == 0.0 and rows[("T4", "clean")]["l1_mean"] == 0.0
+    assert "Table 2" in (out / "report.md").read_text()
+
+
+def test_sharded_run_gives_the_same_table(tmp_path):
+    weights = tiny_weights(tmp_path)
+    single = run_eval("--weights", weights, "--limit", 6, "--batch-size", 4, "--out", tmp_path / "one")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    sharded = run_eval("--weights", weights, "--limit", 6, "--batch-size", 8, "--out", tmp_path / "four", env=env)
+    assert single.returncode == 0 and sharded.returncode == 0, sharded.stderr
+    one = json.loads((tmp_path / "one" / "results.json").read_text())
+    four = json.loads((tmp_path / "four" / "results.json").read_text())
+    assert four["device"].startswith("4 x")
+    for a, b in zip(one["rows"], four["rows"]):
+        for key, value in a.items():
+            if isinstance(value, float):
+                assert b[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+            else:
+                assert b[key] == value
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--weights", "absent.npz"], "no weight file"),
+        (["--limit", "0"], "--limit must be positive"),
+        (["--model", "vgg16"], "needs --weights"),
+        (["--model", "vgg16", "--weights", "TINY"], "not ImageNet VGG-16"),
+        (["--weights", "TINY", "--data", "imagenet2012"], "needs --data-dir"),
+    ],
+)
+def test_bad_arguments_fail_cleanly(tmp_path, args, message):
+    weights = tiny_weights(tmp_path)
+    out = tmp_path / "out"
+    result = run_eval(*[str(weights) if a == "TINY" else a for a in args], "--out", out)
+    assert result.returncode == 2 and message in result.stderr
+    assert not out.exists()
+
+
+def test_imagenet_from_a_tiny_val_tar(tmp_path):
+    """The real tfds path: a tar laid out like ILSVRC2012_img_val.tar, prepared and read."""
+    pytest.importorskip("tensorflow_datasets")
+    pytest.importorskip("tensorflow")
+    data_dir = tmp_path / "imagenet"
+    data_dir.mkdir()
+    weights = tiny_weights(tmp_path, num_classes=1000, size=SIZE)
+    empty = run_eval("--model", "vgg16", "--weights", weights, "--data-dir", data_dir, "--out", tmp_path / "x")
+    assert empty.returncode == 2 and "ILSVRC2012_img_val.tar" in empty.stderr
+    datasets.write_fake_val_tar(data_dir / datasets.VAL_TAR, 5)
+    loader, n = datasets.imagenet_loader(data_dir, SIZE)
+    assert n == 5
+    batch = loader([0, 4])
+    assert batch.pixels.shape == (2, SIZE, SIZE, 3) and batch.pixels.dtype == np.uint8
+    # validation_labels.txt (shipped with tfds) gives image 1 synset n01751748 = class 65
+    assert batch.labels[0] == 65
+    result = run_eval("--model", "vgg16", "--weights", weights, "--data-dir", data_dir, "--limit", 3,
+                      "--batch-size", 2, "--out", tmp_path / "res")
+    assert result.returncode == 0, result.stderr
+    results = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert results["dataset"] == "imagenet2012" and results["n_images"] == 3
+    assert results["rows"][0]["pointing_game"] is None  # no masks for ImageNet
