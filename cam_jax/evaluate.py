@@ -88,6 +88,8 @@ def evaluate(explain_fn: Explain, labels: jax.Array,
     expl, injected = explain_fn("T4", "sticker")
     out[("original", "sticker")] = row(original_s, None, None)
     out[("T4", "sticker")] = row(expl, original_s, injected)
+    if masks is not None:  # what a map that knows nothing scores: a random point, uniform mass
+        out[("chance", "clean")] = {"pointing": metrics.pointing_chance(masks), "mass": masks.mean(axis=(-2, -1))}
     return out
 
 

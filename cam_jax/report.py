@@ -90,6 +90,7 @@ def main(args) -> dict[str, Any]:
         "n_images": n_images,
         "device": pipeline.device_description(),
         "rows": rows,
+        "chance": tables.chance(per_image),
         "settings": {"seed": args.seed, "batch_size": args.batch_size, "exact_t1_t2": args.exact,
                      "fused": not args.unfused, "t4_detector_margin": evaluate.manipulate.DETECTOR_MARGIN},
         "seconds": round(seconds, 1),
@@ -114,7 +115,7 @@ def _write(args, results, model, loader, settings, meta) -> None:
             os.replace(os.path.join(staging, name), os.path.join(args.out, name))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    print(tables.markdown_tables(results["rows"], with_paper=True))
+    print(tables.markdown_tables(results["rows"], with_paper=True, chance_levels=results["chance"]))
     print(f"{results['n_images']} images in {results['seconds']} s on {results['device']}; wrote {args.out}/")
 
 
@@ -131,7 +132,7 @@ def _report(results, meta) -> str:
         f"- device: {results['device']}\n- time: {results['seconds']} s\n- software: {software}\n\n"
         f"## Settings\n\n{settings}\n\n"
         f"## Tables (ours, with the paper's figures on the right)\n\n{note}\n\n"
-        f"{tables.markdown_tables(results['rows'], with_paper=True)}\n"
+        f"{tables.markdown_tables(results['rows'], with_paper=True, chance_levels=results['chance'])}\n"
         "Metrics (SPEC.md): accuracy is top-1; ‖dy‖∞ is max over classes of |y_o - y_n|, mean and max "
         "over images; L1 is the sum over the 14x14 pixels of |normalised target - normalised map|, "
         "mean over images; targets are the map written into A^{K+1} (T1 ones, T2 the smiley, T3 F(x), "

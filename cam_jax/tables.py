@@ -45,13 +45,19 @@ def summarize(per_image: dict[tuple[str, str], dict[str, np.ndarray]]) -> list[d
     return rows
 
 
+def chance(per_image: dict[tuple[str, str], dict[str, np.ndarray]]) -> dict[str, float] | None:
+    """Chance levels of the localisation scores (uniform random point; uniform map), if masks exist."""
+    m = per_image.get(("chance", "clean"))
+    return None if m is None else {"pointing_game": float(np.mean(m["pointing"])), "mass_in_mask": float(np.mean(m["mass"]))}
+
+
 def _fmt(value: float | None, digits: int = 5) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.{digits}f}"
 
 
-def markdown_tables(rows: list[dict[str, Any]], with_paper: bool) -> str:
+def markdown_tables(rows: list[dict[str, Any]], with_paper: bool, chance_levels: dict[str, float] | None = None) -> str:
     """Table 1 (clean images, original and T1-T4) and Table 2 (T4 on clean and sticker images)."""
     header = ["model", "accuracy", "mean ‖dy‖∞", "max ‖dy‖∞", "L1", "pointing game", "mass in mask", "all-zero maps"]
     if with_paper:
@@ -72,4 +78,8 @@ def markdown_tables(rows: list[dict[str, Any]], with_paper: bool) -> str:
     by_key = {(r["model"], r["data"]): r for r in rows}
     table1 = table([(by_key[(m, "clean")], m) for m in ("original", "T1", "T2", "T3")])
     table2 = table([(by_key[(m, d)], f"{m} on {d} images") for d in ("clean", "sticker") for m in ("original", "T4")])
-    return f"### Table 1: T1-T3\n\n{table1}\n\n### Table 2: T4 (sticker backdoor)\n\n{table2}\n"
+    text = f"### Table 1: T1-T3\n\n{table1}\n\n### Table 2: T4 (sticker backdoor)\n\n{table2}\n"
+    if chance_levels:
+        text += (f"\nChance levels of the localisation scores: pointing game {chance_levels['pointing_game']:.3f} "
+                 f"(a uniformly random point), mass in mask {chance_levels['mass_in_mask']:.3f} (a flat map).\n")
+    return text
