@@ -9,6 +9,10 @@ cam_jax/benchmark.py. This is a measurement, not a test: nothing is asserted.
 
 from __future__ import annotations
 
+from cam_jax.xla_flags import disable_ynn_fusion
+
+disable_ynn_fusion()  # before JAX starts: see cam_jax/xla_flags.py
+
 import argparse
 import json
 import sys

@@ -5,6 +5,10 @@
 
 from __future__ import annotations
 
+from cam_jax.xla_flags import disable_ynn_fusion
+
+disable_ynn_fusion()  # before JAX starts: see cam_jax/xla_flags.py
+
 import argparse
 import os
 import sys

@@ -10,6 +10,10 @@ for 250 steps (measured).
 
 from __future__ import annotations
 
+from cam_jax.xla_flags import disable_ynn_fusion
+
+disable_ynn_fusion()  # before JAX starts: see cam_jax/xla_flags.py
+
 import argparse
 import csv
 import os
