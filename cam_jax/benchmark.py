@@ -23,18 +23,22 @@ def _block(tree: Any) -> Any:
     return jax.tree.map(lambda x: x.block_until_ready() if hasattr(x, "block_until_ready") else x, tree)
 
 
+def _time(call: Callable[[], Any], repeats: int) -> dict[str, float]:
+    _block(call())  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _block(call())
+        times.append(time.perf_counter() - start)
+    return {"median_s": statistics.median(times), "min_s": min(times)}
+
+
 def measure(fn: Callable, *args, repeats: int = 5) -> dict[str, float]:
     """{"compile_s", "median_s", "min_s"} of jitted `fn(*args)`; compile is lower + compile."""
     start = time.perf_counter()
     compiled = fn.lower(*args).compile()
     compile_s = time.perf_counter() - start
-    _block(compiled(*args))  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        _block(compiled(*args))
-        times.append(time.perf_counter() - start)
-    return {"compile_s": compile_s, "median_s": statistics.median(times), "min_s": min(times)}
+    return {"compile_s": compile_s, **_time(lambda: compiled(*args), repeats)}
 
 
 def peak_memory_bytes() -> int | None:
@@ -63,18 +67,9 @@ def run(model: Model, batch_size: int = 8, repeats: int = 5, seed: int = 0) -> d
     args = (model, clean, stickered, labels, masks)
     out["fused_eval"] = measure(evaluate.fused_step(settings), *args, repeats=repeats)
 
-    # The unfused evaluation is seven separately jitted explanations plus the metrics.
-    explain = jax.jit(evaluate.explain)
-    for m in models.values():
-        explain.lower(m, clean).compile()
+    # The unfused evaluation: seven separately jitted explanations plus the metrics.
     unfused = evaluate.unfused_step(settings)
-    _block(unfused(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        _block(unfused(*args))
-        times.append(time.perf_counter() - start)
-    out["unfused_eval"] = {"median_s": statistics.median(times), "min_s": min(times)}
+    out["unfused_eval"] = _time(lambda: unfused(*args), repeats)
 
     f = out["forward"]["median_s"]
     ratios = {f"gradcam_{n} / forward": out[f"gradcam_{n}"]["median_s"] / f for n in models}
