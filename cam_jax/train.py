@@ -14,7 +14,8 @@ from cam_jax import images, shapes
 from cam_jax.model import Model
 from cam_jax.vgg import VGG, fold_batch_norm, init_params
 
-Step = Callable[[dict, optax.OptState, jax.Array, jax.Array], tuple[dict, optax.OptState, jax.Array, jax.Array]]
+State = tuple[dict, dict]  # (params, batch_stats)
+Step = Callable[[State, optax.OptState, jax.Array, jax.Array], tuple[State, optax.OptState, jax.Array, jax.Array]]
 
 
 def make_step(module: VGG, optimizer: optax.GradientTransformation) -> Step:
