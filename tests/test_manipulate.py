@@ -125,8 +125,8 @@ def test_exact_t1_t2_logits_bit_identical_and_maps_on_target(config, c, c_W):
 def torch_branch_map(kind, params, x_nhwc, pools):
     """T3/T4's F(x) recomputed with torch convolutions (reference for the injected map)."""
     x = torch.from_numpy(np.array(x_nhwc)).permute(0, 3, 1, 2)  # a writable copy
-    conv = lambda name: (torch.from_numpy(np.asarray(params[name]["kernel"])).permute(3, 2, 0, 1),
-                         torch.from_numpy(np.asarray(params[name]["bias"])))
+    conv = lambda name: (torch.from_numpy(np.array(params[name]["kernel"])).permute(3, 2, 0, 1),
+                         torch.from_numpy(np.array(params[name]["bias"])))
     if kind == "T3":
         h = torch.relu(torch.nn.functional.conv2d(x, *conv("conv1"), padding=3))
         h = torch.relu(torch.nn.functional.conv2d(h, *conv("conv2"), padding=3))
