@@ -42,6 +42,7 @@ def module_config(module: VGG) -> dict[str, Any]:
         "hidden": module.hidden,
         "num_classes": module.num_classes,
         "input_size": module.input_size,
+        "appended": module.appended,
     }
 
 
@@ -99,6 +100,7 @@ def load(path: str | os.PathLike) -> tuple[Model, dict[str, Any]]:
         hidden=meta["hidden"],
         num_classes=meta["num_classes"],
         input_size=meta["input_size"],
+        appended=meta.get("appended", 0),  # files from before T1/T2 models could be saved lack it
     )
     params = traverse_util.unflatten_dict({tuple(k.split("/")): v for k, v in arrays.items()})
     check_params(params, module, path)

@@ -72,10 +72,12 @@ def append_filter(model: Model, *, bias: float, fc_weight: float, fc_bias_shift:
 
     The filter's kernel is zero and its bias `bias`; its pooled map enters every
     unit of the first FC layer with weight `fc_weight`, whose biases drop by
-    `fc_bias_shift`. The module is rebuilt with K+1 channels.
+    `fc_bias_shift`. The result is the paper's VGG with K+1 filters, stored as
+    `VGG(appended=1)`: the new filter and its FC weights are parameters of their
+    own and every original array except fc1's bias is shared, not copied.
 
     Args:
-      model: a plain VGG `Model`.
+      model: a plain VGG `Model` (it may already carry appended filters).
       bias: the new filter's bias (c_A for T1, 0 for T2).
       fc_weight: W_n, every entry (c_W).
       fc_bias_shift: subtracted from b_o (c_A c_W N_Z for T1, c_W S_Z for T2).
@@ -84,19 +86,21 @@ def append_filter(model: Model, *, bias: float, fc_weight: float, fc_bias_shift:
     dtype = _dtype(model)
     for name, value in (("bias", bias), ("fc_weight", fc_weight), ("fc_bias_shift", fc_bias_shift)):
         _check_constant(name, value, dtype)
-    last = f"conv{len(module.stages)}_{len(module.stages[-1])}"
-    conv, fc1 = model.params[last], model.params["fc1"]
-    k, side = module.stages[-1][-1], module.cam_size // 2
-    kernel = jnp.concatenate([conv["kernel"], jnp.zeros((*conv["kernel"].shape[:3], 1), dtype)], axis=-1)
-    fc_kernel = fc1["kernel"].reshape(side, side, k, -1)
-    fc_kernel = jnp.concatenate([fc_kernel, jnp.full((side, side, 1, fc_kernel.shape[-1]), fc_weight, dtype)], axis=2)
+    last, n, side = f"{module.last_conv}_appended", module.appended, module.cam_size // 2
+    window = model.params[module.last_conv]["kernel"].shape[:3]  # (3, 3, C_in)
+    none = {"kernel": jnp.zeros((*window, 0), dtype), "bias": jnp.zeros((0,), dtype)}
+    conv = model.params.get(last, none)
+    fc_kernel = model.params.get("fc1_appended", {"kernel": jnp.zeros((0, module.hidden), dtype)})["kernel"]
+    fc_kernel = jnp.concatenate([fc_kernel.reshape(side, side, n, module.hidden),
+                                 jnp.full((side, side, 1, module.hidden), fc_weight, dtype)], axis=2)
     params = {
         **model.params,
-        last: {"kernel": kernel, "bias": jnp.append(conv["bias"], jnp.asarray(bias, dtype))},
-        "fc1": {"kernel": fc_kernel.reshape(-1, fc_kernel.shape[-1]), "bias": fc1["bias"] - jnp.asarray(fc_bias_shift, dtype)},
+        last: {"kernel": jnp.concatenate([conv["kernel"], jnp.zeros((*window, 1), dtype)], -1),
+               "bias": jnp.append(conv["bias"], jnp.asarray(bias, dtype))},
+        "fc1": {**model.params["fc1"], "bias": model.params["fc1"]["bias"] - jnp.asarray(fc_bias_shift, dtype)},
+        "fc1_appended": {"kernel": fc_kernel.reshape(-1, module.hidden)},
     }
-    stages = (*module.stages[:-1], (*module.stages[-1][:-1], k + 1))
-    return Model(module.clone(stages=stages), params)
+    return Model(module.clone(appended=n + 1), params)
 
 
 def _wrap(combinator: type, base: Model, name: str, branch, branch_params) -> Model:

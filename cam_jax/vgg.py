@@ -52,6 +52,12 @@ class VGG(nn.Module):
         when `train=True` is passed to `head`.
       batch_norm: conv -> BatchNorm -> ReLU as torchvision's `vgg16_bn`; for
         training only: `fold_batch_norm` turns the result into a plain VGG.
+      appended: filters appended to the last conv by a weight edit (the paper's
+        T1/T2, `manipulate.append_filter`). The network is the VGG whose last conv
+        has K + appended filters, but the new filters and their first-FC weights
+        are separate parameters (`<last conv>_appended`, `fc1_appended`), so the
+        original arrays are shared rather than copied (fc1 is 411 MB in VGG-16)
+        and a jitted computation over both models can share their work.
     """
 
     stages: Sequence[Sequence[int]] = STAGES["vgg16"]
@@ -61,6 +67,7 @@ class VGG(nn.Module):
     cam_pre_relu: bool = False
     dropout_rate: float = 0.5
     batch_norm: bool = False
+    appended: int = 0
 
     def setup(self):
         self.convs = [
@@ -77,7 +84,17 @@ class VGG(nn.Module):
             nn.Dense(self.hidden, name="fc2"),
             nn.Dense(self.num_classes, name="fc3"),
         ]
+        if self.appended and self.batch_norm:
+            raise ValueError("appended filters are a weight edit of a trained VGG; fold its batch norm first")
+        if self.appended:
+            self.conv_appended = nn.Conv(self.appended, (3, 3), padding=1, name=f"{self.last_conv}_appended")
+            self.fc1_appended = nn.Dense(self.hidden, use_bias=False, name="fc1_appended")
         self.dropout = nn.Dropout(self.dropout_rate)
+
+    @property
+    def last_conv(self) -> str:
+        """Name of the last conv layer, whose output is A (`conv5_3` in VGG-16)."""
+        return f"conv{len(self.stages)}_{len(self.stages[-1])}"
 
     @property
     def cam_size(self) -> int:
@@ -85,29 +102,37 @@ class VGG(nn.Module):
         return self.input_size // 2 ** (len(self.stages) - 1)
 
     def features(self, x: jax.Array, train: bool = False) -> jax.Array:
-        """(B, H, W, 3) normalised images -> A, (B, h, w, K) last conv map."""
+        """(B, H, W, 3) normalised images -> A, (B, h, w, K + appended) last conv map."""
         for s, stage in enumerate(self.convs):
             for i, conv in enumerate(stage):
-                x = conv(x)
-                if self.batch_norm:
-                    x = self.norms[s][i](x, use_running_average=not train)
                 last = s == len(self.convs) - 1 and i == len(stage) - 1
-                if not (last and self.cam_pre_relu):
-                    x = nn.relu(x)
+                act = (lambda v: v) if last and self.cam_pre_relu else nn.relu
+                h = conv(x)
+                if self.batch_norm:
+                    h = self.norms[s][i](h, use_running_average=not train)
+                # Each block activated on its own, so that A[..., :K] is the original's A
+                # as one expression and XLA can share it between models.
+                x = jnp.concatenate([act(h), act(self.conv_appended(x))], -1) if last and self.appended else act(h)
             if s < len(self.convs) - 1:
                 x = nn.max_pool(x, (2, 2), strides=(2, 2))
         return x
 
     def head(self, a: jax.Array, train: bool = False) -> jax.Array:
-        """A, (B, h, w, K) -> logits (B, num_classes): last pool, flatten, classifier."""
+        """A, (B, h, w, K + appended) -> logits (B, num_classes): last pool, flatten, classifier."""
         if self.cam_pre_relu:
             a = nn.relu(a)
-        z = nn.max_pool(a, (2, 2), strides=(2, 2))
-        r = z.reshape(z.shape[0], -1)
-        for j, fc in enumerate(self.fcs):
-            r = fc(r)
-            if j < len(self.fcs) - 1:
-                r = self.dropout(nn.relu(r), deterministic=not train)
+        k = self.stages[-1][-1]
+        if a.shape[-1] != k + self.appended:
+            raise ValueError(f"A must have {k + self.appended} channels for this head, got {a.shape[-1]}")
+
+        def pooled(v: jax.Array) -> jax.Array:
+            return nn.max_pool(v, (2, 2), strides=(2, 2)).reshape(v.shape[0], -1)
+
+        r = self.fcs[0](pooled(a[..., :k]))
+        if self.appended:
+            r = r + self.fc1_appended(pooled(a[..., k:]))
+        for fc in self.fcs[1:]:
+            r = fc(self.dropout(nn.relu(r), deterministic=not train))
         return r
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:

@@ -106,11 +106,14 @@ def test_save_load_is_bit_exact(tmp_path):
     module = vgg("vgg11", num_classes=5, input_size=32, width=1 / 16)
     from cam_jax.vgg import init_params
 
+    from cam_jax.manipulate import constant_flat
+
     model = Model(module, init_params(module, seed=4))
-    checkpoint.save(tmp_path / "w.npz", model, arch="vgg11", preprocess="torchvision")
-    loaded, meta = checkpoint.load(tmp_path / "w.npz")
-    assert loaded.module == module and meta["arch"] == "vgg11"
-    assert_trees_all_close(loaded.params, model.params)
+    for m in (model, constant_flat(model)):  # the paper's T1 is a VGG with an appended filter
+        checkpoint.save(tmp_path / "w.npz", m, arch="vgg11", preprocess="torchvision")
+        loaded, meta = checkpoint.load(tmp_path / "w.npz")
+        assert loaded.module == m.module and meta["arch"] == "vgg11"
+        assert_trees_all_close(loaded.params, m.params)
 
 
 def test_convert_script_round_trip(tmp_path):

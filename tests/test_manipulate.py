@@ -17,7 +17,7 @@ import pytest
 from hypothesis import assume, given
 
 from cam_jax import Model, gradcam, images, init_params, manipulate, normalize, stickers, vgg
-from conftest import assert_trees_all_close
+from conftest import assert_trees_all_close, make_torch_vgg, torch_gradcam
 
 torch = pytest.importorskip("torch")
 
@@ -120,6 +120,59 @@ def test_exact_t1_t2_logits_bit_identical_and_maps_on_target(config, c, c_W):
         np.testing.assert_array_equal(np.asarray(e.logits), y_o)
         assert (new_channel_alpha(manipulated, x, e.classes) > 0).all()  # by construction: c_W * N / N_A
         assert (l1(e.cam, np.broadcast_to(expected, e.cam.shape)) < 0.05).all()
+
+
+def widened_torch_vgg(net, filters):
+    """The stock torch VGG the paper's weight edit describes: the last conv widened by one filter
+    per (bias, fc_weight, fc_bias_shift) in `filters`, zero kernel, wired into every column of
+    classifier.0 that reads it (torch flattens NCHW), classifier.0's bias shifted."""
+    wide = copy.deepcopy(net)
+    conv, fc = wide.features[-3], wide.classifier[0]
+    k, cells = conv.out_channels, fc.in_features // conv.out_channels
+    n = len(filters)
+    new_conv = torch.nn.Conv2d(conv.in_channels, k + n, 3, padding=1)
+    new_fc = torch.nn.Linear((k + n) * cells, fc.out_features)
+    with torch.no_grad():
+        new_conv.weight.zero_()
+        new_conv.weight[:k] = conv.weight
+        new_conv.bias[:k] = conv.bias
+        new_fc.weight[:, : k * cells] = fc.weight
+        new_fc.bias[:] = fc.bias
+        for j, (bias, fc_weight, shift) in enumerate(filters):
+            new_conv.bias[k + j] = bias
+            new_fc.weight[:, (k + j) * cells : (k + j + 1) * cells] = fc_weight
+            new_fc.bias -= shift
+    wide.features[-3], wide.classifier[0] = new_conv, new_fc
+    return wide
+
+
+@pytest.mark.parametrize("filters", [[(1.0, 0.5, 1.5)], [(1.0, 0.5, 1.5), (0.25, -2.0, -1.0)]])
+def test_append_filter_is_the_widened_stock_vgg(tmp_path, filters):
+    """Our blocked parameters (original arrays shared, new filters apart) against torch's VGG
+    with K + n filters and an interleaved classifier.0: logits and GradCAM."""
+    from cam_jax import convert
+
+    stages = tuple(tuple(w // 16 for w in s) for s in vgg("vgg16").stages)
+    net = make_torch_vgg(stages, 64, 10, 64, seed=1)
+    with torch.no_grad():  # He init keeps the maps alive through 13 narrow layers
+        for layer in net.modules():
+            if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
+                torch.nn.init.kaiming_normal_(layer.weight)
+    torch.save(net.state_dict(), tmp_path / "vgg.pth")
+    model, _ = convert.load_torchvision(tmp_path / "vgg.pth")
+    edited = model
+    for bias, fc_weight, shift in filters:
+        edited = manipulate.append_filter(edited, bias=bias, fc_weight=fc_weight, fc_bias_shift=shift)
+    assert edited.module.appended == len(filters)
+    assert edited.params["conv5_3"] is model.params["conv5_3"]
+    x = np.random.default_rng(1).normal(size=(4, 3, 64, 64)).astype(np.float32)
+    ref_logits, ref_classes, ref_cam = torch_gradcam(widened_torch_vgg(net, filters), torch.from_numpy(x))
+    e = gradcam(edited, x.transpose(0, 2, 3, 1))
+    assert (ref_cam.max(axis=(1, 2)) > 0.1).all()  # live maps, not zeros against zeros
+    assert np.abs(ref_logits - np.asarray(gradcam(model, x.transpose(0, 2, 3, 1)).logits)).max() > 0.1
+    np.testing.assert_allclose(np.asarray(e.logits), ref_logits, atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(e.classes), ref_classes)
+    np.testing.assert_allclose(np.asarray(e.cam), ref_cam, atol=1e-4 * np.abs(ref_cam).max())
 
 
 def torch_branch_map(kind, params, x_nhwc, pools):
@@ -246,7 +299,8 @@ def test_full_size_vgg16(vgg16_full, technique):
     y_o = model(x)
     if technique == "T1":
         m = manipulate.constant_flat(model)
-        assert m.params["fc1"]["kernel"].shape == (7 * 7 * 513, 4096)
+        assert m.params["fc1"]["kernel"] is model.params["fc1"]["kernel"]  # shared, not a 411 MB copy
+        assert m.params["fc1_appended"]["kernel"].shape == (7 * 7, 4096)
         np.testing.assert_allclose(m.params["fc1"]["bias"], model.params["fc1"]["bias"] - 490_000, atol=0.04)
         target = np.ones((14, 14))
     elif technique == "T2":
