@@ -12,6 +12,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cam_jax.space_to_depth import SpaceToDepthConv
+
 
 def _pool_to(x: jax.Array, times: int) -> jax.Array:
     for _ in range(times):
@@ -45,8 +47,8 @@ class SemiRandomNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        h = nn.relu(nn.Conv(6, (6, 6), padding=3, name="conv1")(x))
-        h = nn.relu(nn.Conv(1, (6, 6), padding=3, name="conv2")(h))
+        h = nn.relu(SpaceToDepthConv(6, (6, 6), padding=3, name="conv1")(x))
+        h = nn.relu(SpaceToDepthConv(1, (6, 6), padding=3, name="conv2")(h))
         return self.param("c_F", nn.initializers.constant(1e7), ()) * _pool_to(h, self.pools)[..., 0]
 
 
@@ -64,5 +66,5 @@ class StickerDetector(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        h = nn.Conv(1, (self.size, self.size), padding="SAME", name="detector")(x)
+        h = SpaceToDepthConv(1, (self.size, self.size), padding="SAME", name="detector")(x)
         return self.param("c_F", nn.initializers.constant(1e9), ()) * _pool_to(nn.relu(h), self.pools)[..., 0]

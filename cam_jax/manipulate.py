@@ -224,25 +224,36 @@ def _check_branch(branch, branch_params, model: Model) -> None:
         raise ValueError(f"the branch must map images to (B, {model.cam_size}, {model.cam_size}), got {out.shape[1:]}")
 
 
-# The paper's b = -sum(s K) + 1e-4 never fires in float32: sum(s K) is about 2.6e3 for the
-# normalised 14x14 smiley, whose float32 spacing (2.4e-4) exceeds 1e-4, so the response at an
-# exact sticker rounds to 0 (measured: 0 of 48 stickers fired). 1e-2 fires on every intact sticker
-# and still rejects any patch one intensity level away (>= 0.015 lower response).
+# The paper's b = -sum(s K) + 1e-4 sits below float32's resolution: sum(s K) is 1587.2 for the
+# torchvision-normalised 14x14 smiley, where the float32 spacing is 1.2e-4, and summing the 588
+# products rounds by about as much again, so whether an exact sticker fires is decided by the
+# order of the sum (XLA's direct convolution fired 0 of 48; the space-to-depth one fires them).
+# 1e-2 is 60x the rounding measured against float64 (1.6e-4), fires on every intact sticker and
+# still rejects any patch one intensity level away (>= 0.015 lower response).
 DETECTOR_MARGIN = 1e-2
 
 
+def _sticker_energy(sticker: np.ndarray, preprocess: str) -> tuple[np.ndarray, float]:
+    """(s, sum(s * K)) for the sticker as normalised, K = s - mean(s)."""
+    s = images.normalize(sticker, preprocess).astype(np.float64)
+    return s, float((s * (s - s.mean())).sum())
+
+
 def detector_params(sticker: np.ndarray, preprocess: str = "torchvision", margin: float = DETECTOR_MARGIN) -> dict:
-    """T4's detector kernel K = s - mean(s) and bias b = margin - sum(s * K).
+    """T4's detector kernel K = s - mean(s) and bias b = m - sum(s * K).
 
     Args:
       sticker: (s, s, 3) uint8 RGB sticker as pasted in pixel space.
       preprocess: the model's input normalisation; s is the sticker as normalised.
-      margin: the response at an exact sticker (paper: 1e-4; see DETECTOR_MARGIN).
+      margin: the response at an exact sticker on torchvision-normalised inputs (paper:
+        1e-4; see DETECTOR_MARGIN). Other normalisations scale the response, its rounding
+        and the margin m alike, by the ratio of their sum(s * K) (caffe: about 3300x, where
+        an unscaled 1e-2 would be 1/50 of the float32 spacing of 5.3e6).
     """
-    s = images.normalize(sticker, preprocess).astype(np.float64)
-    kernel = s - s.mean()
-    bias = margin - float((s * kernel).sum())
-    return {"detector": {"kernel": jnp.asarray(kernel[..., None], jnp.float32), "bias": jnp.asarray([bias], jnp.float32)}}
+    s, energy = _sticker_energy(sticker, preprocess)
+    m = margin * energy / _sticker_energy(sticker, "torchvision")[1]
+    return {"detector": {"kernel": jnp.asarray((s - s.mean())[..., None], jnp.float32),
+                         "bias": jnp.asarray([m - energy], jnp.float32)}}
 
 
 def sticker_backdoor(
