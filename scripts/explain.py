@@ -5,9 +5,9 @@
 
 from __future__ import annotations
 
-from cam_jax.xla_flags import disable_ynn_fusion
+from cam_jax.xla_flags import use_ynn_for_dots_only
 
-disable_ynn_fusion()  # before JAX starts: see cam_jax/xla_flags.py
+use_ynn_for_dots_only()  # before JAX starts: see cam_jax/xla_flags.py
 
 import argparse
 import os

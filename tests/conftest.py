@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 
+from cam_jax.xla_flags import use_ynn_for_dots_only
+
+use_ynn_for_dots_only()  # the settings the command lines run under; before JAX starts
+
 import jax
 import numpy as np
 import pytest
