@@ -1,7 +1,10 @@
 """Timings of forward, GradCAM (original and T1-T4) and the evaluation step, as ratios.
 
-Every function is jitted, compiled once (timed separately), warmed up, then
-timed `repeats` times; the median is reported. Nothing here asserts a time.
+Every function is jitted and compiled once (compile time reported apart), run
+once to warm up, then timed in `repeats` interleaved rounds: each round runs
+every function once, so a slow spell of a shared machine falls on all of them
+rather than on whichever was being timed. The median per function is reported.
+Nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -23,22 +26,17 @@ def _block(tree: Any) -> Any:
     return jax.tree.map(lambda x: x.block_until_ready() if hasattr(x, "block_until_ready") else x, tree)
 
 
-def _time(call: Callable[[], Any], repeats: int) -> dict[str, float]:
-    _block(call())  # warm-up
-    times = []
+def interleaved(calls: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict[str, float]]:
+    """{name: {"median_s", "min_s"}} of each zero-argument call, over `repeats` interleaved rounds."""
+    for call in calls.values():
+        _block(call())  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
-        start = time.perf_counter()
-        _block(call())
-        times.append(time.perf_counter() - start)
-    return {"median_s": statistics.median(times), "min_s": min(times)}
-
-
-def measure(fn: Callable, *args, repeats: int = 5) -> dict[str, float]:
-    """{"compile_s", "median_s", "min_s"} of jitted `fn(*args)`; compile is lower + compile."""
-    start = time.perf_counter()
-    compiled = fn.lower(*args).compile()
-    compile_s = time.perf_counter() - start
-    return {"compile_s": compile_s, **_time(lambda: compiled(*args), repeats)}
+        for name, call in calls.items():
+            start = time.perf_counter()
+            _block(call())
+            times[name].append(time.perf_counter() - start)
+    return {name: {"median_s": statistics.median(t), "min_s": min(t)} for name, t in times.items()}
 
 
 def peak_memory_bytes() -> int | None:
@@ -48,7 +46,13 @@ def peak_memory_bytes() -> int | None:
 
 
 def run(model: Model, batch_size: int = 8, repeats: int = 5, seed: int = 0) -> dict[str, Any]:
-    """All timings and ratios for `model` on a batch of generated images."""
+    """All timings and ratios for `model` on a batch of generated images.
+
+    Ratios: each GradCAM over the original's forward (the issue's figure) and over
+    its own model's forward (the floor for that model: T3/T4 run a branch
+    network on the image, T1/T2 an extra filter); the fused evaluation step over
+    the original's forward and over the models run one by one.
+    """
     size = model.input_size
     data = shapes.batch(shapes.TEST_SEED, range(batch_size), size)
     settings = evaluate.Settings(sticker_size=14 if size >= 224 else 7)
@@ -59,20 +63,31 @@ def run(model: Model, batch_size: int = 8, repeats: int = 5, seed: int = 0) -> d
     masks = jnp.asarray(data.masks)
     models = evaluate.manipulated_models(model, settings)
 
+    compile_s: dict[str, float] = {}
+    calls: dict[str, Callable[[], Any]] = {}
+
+    def add(name: str, fn: Callable, *args) -> None:
+        start = time.perf_counter()
+        compiled = fn.lower(*args).compile()
+        compile_s[name] = time.perf_counter() - start
+        calls[name] = lambda: compiled(*args)
+
     forward = jax.jit(lambda m, x: m(x))
     gradcam = jax.jit(lambda m, x: cam_from_features(m.head, m.features(x)))
-    out: dict[str, Any] = {"forward": measure(forward, model, clean, repeats=repeats)}
     for name, m in models.items():
-        out[f"gradcam_{name}"] = measure(gradcam, m, clean, repeats=repeats)
+        add(f"forward_{name}", forward, m, clean)
+        add(f"gradcam_{name}", gradcam, m, clean)
     args = (model, clean, stickered, labels, masks)
-    out["fused_eval"] = measure(evaluate.fused_step(settings), *args, repeats=repeats)
+    add("fused_eval", evaluate.fused_step(settings), *args)
+    unfused = evaluate.unfused_step(settings)  # seven separately jitted explanations plus the metrics
+    calls["unfused_eval"] = lambda: unfused(*args)
 
-    # The unfused evaluation: seven separately jitted explanations plus the metrics.
-    unfused = evaluate.unfused_step(settings)
-    out["unfused_eval"] = _time(lambda: unfused(*args), repeats)
-
-    f = out["forward"]["median_s"]
-    ratios = {f"gradcam_{n} / forward": out[f"gradcam_{n}"]["median_s"] / f for n in models}
-    ratios["fused_eval / forward"] = out["fused_eval"]["median_s"] / f
-    ratios["fused_eval / unfused_eval"] = out["fused_eval"]["median_s"] / out["unfused_eval"]["median_s"]
-    return {"timings": out, "ratios": ratios, "peak_memory_bytes": peak_memory_bytes()}
+    timings = interleaved(calls, repeats)
+    for name, seconds in compile_s.items():
+        timings[name]["compile_s"] = seconds
+    t = {name: v["median_s"] for name, v in timings.items()}
+    ratios = {f"gradcam_{n} / forward": t[f"gradcam_{n}"] / t["forward_original"] for n in models}
+    ratios.update({f"gradcam_{n} / forward_{n}": t[f"gradcam_{n}"] / t[f"forward_{n}"] for n in models if n != "original"})
+    ratios["fused_eval / forward"] = t["fused_eval"] / t["forward_original"]
+    ratios["fused_eval / unfused_eval"] = t["fused_eval"] / t["unfused_eval"]
+    return {"timings": timings, "ratios": ratios, "peak_memory_bytes": peak_memory_bytes()}

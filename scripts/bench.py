@@ -9,12 +9,13 @@ cam_jax/benchmark.py. This is a measurement, not a test: nothing is asserted.
 
 from __future__ import annotations
 
-from cam_jax.xla_flags import disable_ynn_fusion
+from cam_jax.xla_flags import use_ynn_for_dots_only
 
-disable_ynn_fusion()  # before JAX starts: see cam_jax/xla_flags.py
+use_ynn_for_dots_only()  # before JAX starts: see cam_jax/xla_flags.py
 
 import argparse
 import json
+import os
 import sys
 
 import jax
@@ -36,12 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     module = vgg(args.arch, num_classes=args.num_classes, input_size=args.input_size, width=args.width)
     result = benchmark.run(Model(module, init_params(module)), args.batch_size, args.repeats)
     result.update(device=pipeline.device_description(), arch=args.arch, batch_size=args.batch_size,
-                  width=args.width, input_size=args.input_size, dtype="float32")
+                  width=args.width, input_size=args.input_size, dtype="float32",
+                  xla_flags=os.environ.get("XLA_FLAGS", ""))
     print(f"{args.arch} width {args.width} at {args.input_size}x{args.input_size}, batch {args.batch_size}, "
           f"float32, {result['device']}")
-    print(f"{'function':<22}{'compile s':>11}{'median s':>11}")
+    print(f"{'function':<22}{'compile s':>11}{'median s':>11}{'min s':>11}")
     for name, t in result["timings"].items():
-        print(f"{name:<22}{t.get('compile_s', float('nan')):>11.2f}{t['median_s']:>11.4f}")
+        print(f"{name:<22}{t.get('compile_s', float('nan')):>11.2f}{t['median_s']:>11.4f}{t['min_s']:>11.4f}")
     for name, ratio in result["ratios"].items():
         print(f"{name:<34}{ratio:>8.3f}")
     print(f"peak memory: {result['peak_memory_bytes']}")

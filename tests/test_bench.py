@@ -15,7 +15,7 @@ def test_bench_script_writes_json(tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     expected = {"gradcam_original / forward", "gradcam_T1 / forward", "gradcam_T4 / forward",
-                "fused_eval / forward", "fused_eval / unfused_eval"}
+                "gradcam_T3 / forward_T3", "fused_eval / forward", "fused_eval / unfused_eval"}
     assert expected <= set(data["ratios"])
     assert all(v > 0 for v in data["ratios"].values())
-    assert data["timings"]["forward"]["compile_s"] > 0 and "device" in data
+    assert data["timings"]["forward_original"]["compile_s"] > 0 and "device" in data
