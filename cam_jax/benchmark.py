@@ -20,6 +20,7 @@ import numpy as np
 from cam_jax import evaluate, images, shapes
 from cam_jax.gradcam import cam_from_features
 from cam_jax.model import Model
+from cam_jax.vgg import VGG
 
 
 def _block(tree: Any) -> Any:
@@ -27,7 +28,7 @@ def _block(tree: Any) -> Any:
 
 
 def interleaved(calls: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict[str, float]]:
-    """{name: {"median_s", "min_s"}} of each zero-argument call, over `repeats` interleaved rounds."""
+    """{name: {"median_s", "min_s", "times_s"}} of each zero-argument call over `repeats` interleaved rounds."""
     for call in calls.values():
         _block(call())  # warm-up
     times: dict[str, list[float]] = {name: [] for name in calls}
@@ -36,7 +37,7 @@ def interleaved(calls: dict[str, Callable[[], Any]], repeats: int) -> dict[str, 
             start = time.perf_counter()
             _block(call())
             times[name].append(time.perf_counter() - start)
-    return {name: {"median_s": statistics.median(t), "min_s": min(t)} for name, t in times.items()}
+    return {name: {"median_s": statistics.median(t), "min_s": min(t), "times_s": t} for name, t in times.items()}
 
 
 def peak_memory_bytes() -> int | None:
@@ -91,3 +92,36 @@ def run(model: Model, batch_size: int = 8, repeats: int = 5, seed: int = 0) -> d
     ratios["fused_eval / forward"] = t["fused_eval"] / t["forward_original"]
     ratios["fused_eval / unfused_eval"] = t["fused_eval"] / t["unfused_eval"]
     return {"timings": timings, "ratios": ratios, "peak_memory_bytes": peak_memory_bytes()}
+
+
+def layer_profile(model: Model, batch_size: int = 8, repeats: int = 5) -> dict[str, dict[str, float]]:
+    """Where a plain VGG's forward and GradCAM spend their time: each conv layer (with its
+    ReLU) alone, and the head's forward and forward + backward from A.
+
+    Returns {name: {"median_s", "min_s", "gflop_per_s"}}; convs count 2 flops per
+    multiply-add, the head entries leave gflop_per_s out.
+    """
+    module = model.module
+    if not isinstance(module, VGG):
+        raise TypeError("layer_profile times the layers of a plain VGG")
+    conv = jax.jit(lambda x, p: jax.nn.relu(jax.lax.conv_general_dilated(
+        x, p["kernel"], (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")) + p["bias"]))
+    calls, flops = {}, {}
+    size, channels = module.input_size, 3
+    for s, stage in enumerate(module.stages):
+        for i, width in enumerate(stage):
+            name = f"conv{s + 1}_{i + 1}"
+            x = jnp.ones((batch_size, size, size, channels), jnp.float32)
+            calls[name] = lambda x=x, p=model.params[name]: conv(x, p)
+            flops[name] = 2 * batch_size * size * size * channels * width * 9
+            channels = width
+        size //= 2
+    a = jnp.ones((batch_size, module.cam_size, module.cam_size, channels), jnp.float32)
+    head = jax.jit(lambda m, a: m.head(a))
+    explain = jax.jit(lambda m, a: cam_from_features(m.head, a))
+    calls["head forward"] = lambda: head(model, a)
+    calls["head forward+backward"] = lambda: explain(model, a)
+    timings = interleaved(calls, repeats)
+    for name, n in flops.items():
+        timings[name]["gflop_per_s"] = n / timings[name]["median_s"] / 1e9
+    return timings

@@ -1,6 +1,6 @@
 """Benchmark forward, GradCAM (original, T1-T4) and the fused evaluation, as ratios.
 
-    python scripts/bench.py [--arch vgg16] [--batch-size 8] [--json PATH]
+    python scripts/bench.py [--arch vgg16] [--batch-size 8] [--json PATH] [--layers]
 
 Random weights of the chosen architecture at full width (timings do not depend
 on the values). Times are medians after compilation and warm-up; see
@@ -30,12 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0: the real VGG)")
     parser.add_argument("--input-size", type=int, default=224)
     parser.add_argument("--num-classes", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9, help="interleaved timing rounds")
     parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument("--layers", action="store_true", help="also time each conv layer and the head alone")
     args = parser.parse_args(argv)
     jax.config.update("jax_default_matmul_precision", "highest")  # no TF32: T1's cancellation needs float32
     module = vgg(args.arch, num_classes=args.num_classes, input_size=args.input_size, width=args.width)
-    result = benchmark.run(Model(module, init_params(module)), args.batch_size, args.repeats)
+    model = Model(module, init_params(module))
+    result = benchmark.run(model, args.batch_size, args.repeats)
     result.update(device=pipeline.device_description(), arch=args.arch, batch_size=args.batch_size,
                   width=args.width, input_size=args.input_size, dtype="float32",
                   xla_flags=os.environ.get("XLA_FLAGS", ""))
@@ -47,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, ratio in result["ratios"].items():
         print(f"{name:<34}{ratio:>8.3f}")
     print(f"peak memory: {result['peak_memory_bytes']}")
+    if args.layers:
+        result["layers"] = benchmark.layer_profile(model, args.batch_size, args.repeats)
+        print(f"{'layer':<24}{'median s':>11}{'GFLOP/s':>10}")
+        for name, t in result["layers"].items():
+            print(f"{name:<24}{t['median_s']:>11.4f}{t.get('gflop_per_s', float('nan')):>10.1f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
