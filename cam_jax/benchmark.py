@@ -46,10 +46,10 @@ def peak_memory_bytes() -> int | None:
     return None if not stats else stats.get("peak_bytes_in_use")
 
 
-def run(model: Model, batch_size: int = 8, repeats: int = 5, seed: int = 0) -> dict[str, Any]:
+def run(model: Model, batch_size: int = 8, repeats: int = 9, seed: int = 0) -> dict[str, Any]:
     """All timings and ratios for `model` on a batch of generated images.
 
-    Ratios: each GradCAM over the original's forward (the issue's figure) and over
+    Ratios: each GradCAM over the original's forward and over
     its own model's forward (the floor for that model: T3/T4 run a branch
     network on the image, T1/T2 an extra filter); the fused evaluation step over
     the original's forward and over the models run one by one. Each ratio is the
@@ -88,6 +88,7 @@ def run(model: Model, batch_size: int = 8, repeats: int = 5, seed: int = 0) -> d
     timings = interleaved(calls, repeats)
     for name, seconds in compile_s.items():
         timings[name]["compile_s"] = seconds
+
     def ratio(a: str, b: str) -> float:
         return statistics.median(x / y for x, y in zip(timings[a]["times_s"], timings[b]["times_s"]))
 
@@ -98,7 +99,7 @@ def run(model: Model, batch_size: int = 8, repeats: int = 5, seed: int = 0) -> d
     return {"timings": timings, "ratios": ratios, "peak_memory_bytes": peak_memory_bytes()}
 
 
-def layer_profile(model: Model, batch_size: int = 8, repeats: int = 5) -> dict[str, dict[str, float]]:
+def layer_profile(model: Model, batch_size: int = 8, repeats: int = 9) -> dict[str, dict[str, float]]:
     """Where a plain VGG's forward and GradCAM spend their time: each conv layer (with its
     ReLU) alone, and the head's forward and forward + backward from A.
 

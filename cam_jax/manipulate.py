@@ -88,8 +88,8 @@ def append_filter(model: Model, *, bias: float, fc_weight: float, fc_bias_shift:
         _check_constant(name, value, dtype)
     last, n, side = f"{module.last_conv}_appended", module.appended, module.cam_size // 2
     window = model.params[module.last_conv]["kernel"].shape[:3]  # (3, 3, C_in)
-    none = {"kernel": jnp.zeros((*window, 0), dtype), "bias": jnp.zeros((0,), dtype)}
-    conv = model.params.get(last, none)
+    # Filters appended before, or none yet: the new one goes after them.
+    conv = model.params.get(last, {"kernel": jnp.zeros((*window, 0), dtype), "bias": jnp.zeros((0,), dtype)})
     fc_kernel = model.params.get("fc1_appended", {"kernel": jnp.zeros((0, module.hidden), dtype)})["kernel"]
     fc_kernel = jnp.concatenate([fc_kernel.reshape(side, side, n, module.hidden),
                                  jnp.full((side, side, 1, module.hidden), fc_weight, dtype)], axis=2)
