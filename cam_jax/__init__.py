@@ -1,16 +1,65 @@
-"""cam_jax: GradCAM and the GradCAM manipulations of Viering et al. (BMVC 2019) in JAX."""
+"""cam_jax: CNN explanations (GradCAM and its family) and the manipulations that make them lie, in JAX.
 
-from cam_jax.gradcam import Explanation as Explanation
-from cam_jax.gradcam import cam_from_features as cam_from_features
-from cam_jax.gradcam import grad_cam as grad_cam
-from cam_jax.gradcam import gradcam as gradcam
-from cam_jax.gradcam import hires_cam as hires_cam
-from cam_jax.gradcam import normalize as normalize
-from cam_jax.gradcam import upsample as upsample
+Subpackages by concept: `models` (VGG, ResNet, any flax network cut at a layer),
+`cams` (the explanation engine and its weightings), `manipulations` (the
+paper's T1-T4, combinators, branches), `data`, `convert` (weight files and the
+checkpoint format), `evaluation` (the suite, the fused step, the tables).
+"""
+
+from cam_jax import cams as cams
+from cam_jax import convert as convert
+from cam_jax import data as data
+from cam_jax import evaluation as evaluation
+from cam_jax import manipulations as manipulations
+from cam_jax import models as models
+from cam_jax.cams import Explanation as Explanation
+from cam_jax.cams import cam_from_features as cam_from_features
+from cam_jax.cams import grad_cam as grad_cam
+from cam_jax.cams import gradcam as gradcam
+from cam_jax.cams import hires_cam as hires_cam
+from cam_jax.cams import normalize as normalize
+from cam_jax.cams import upsample as upsample
+from cam_jax.convert import default_weights as default_weights
+from cam_jax.convert import load_weights as load_weights
+from cam_jax.manipulations import chain as chain
+from cam_jax.manipulations import constant_flat as constant_flat
+from cam_jax.manipulations import constant_image as constant_image
+from cam_jax.manipulations import semi_random as semi_random
+from cam_jax.manipulations import sticker_backdoor as sticker_backdoor
 from cam_jax.model import Model as Model
 from cam_jax.model import check_images as check_images
-from cam_jax.vgg import VGG as VGG
-from cam_jax.vgg import init_params as init_params
-from cam_jax.vgg import vgg as vgg
-from cam_jax import manipulate as manipulate
-from cam_jax import stickers as stickers
+from cam_jax.models import VGG as VGG
+from cam_jax.models import ResNet as ResNet
+from cam_jax.models import build_model as build_model
+from cam_jax.models import cut as cut
+from cam_jax.models import init_params as init_params
+
+__all__ = [
+    "Explanation",
+    "Model",
+    "ResNet",
+    "VGG",
+    "build_model",
+    "cam_from_features",
+    "cams",
+    "chain",
+    "check_images",
+    "constant_flat",
+    "constant_image",
+    "convert",
+    "cut",
+    "data",
+    "default_weights",
+    "evaluation",
+    "grad_cam",
+    "gradcam",
+    "hires_cam",
+    "init_params",
+    "load_weights",
+    "manipulations",
+    "models",
+    "normalize",
+    "semi_random",
+    "sticker_backdoor",
+    "upsample",
+]

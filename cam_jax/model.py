@@ -1,4 +1,4 @@
-"""A model is a module plus its parameter pytree; both halves are exposed for GradCAM."""
+"""A model is a module plus its variables; both halves (features, head) are exposed for explanations."""
 
 from __future__ import annotations
 
@@ -13,24 +13,35 @@ from flax import struct
 
 @struct.dataclass
 class Model:
-    """An immutable (module, params) pair; a pytree whose only leaves are the parameters.
+    """An immutable (module, params) pair; a pytree whose only leaves are the variables.
 
     `module` is any linen module with methods `features(x) -> A` and
-    `head(A) -> logits` and attributes `input_size` and `cam_size` (the plain
-    `VGG` and every manipulation combinator). Because the module is static
-    pytree metadata, a `Model` can be passed straight through `jax.jit`.
+    `head(A) -> logits` and attributes `input_size`, `cam_size` and
+    `num_classes`: `VGG`, `ResNet`, a user's network cut at a layer
+    (`cam_jax.models.cut`) and every manipulation combinator. Because the
+    module is static pytree metadata, a `Model` passes straight through `jax.jit`.
+
+    `collections` holds variables other than parameters that the module reads
+    (a user network's `batch_stats`); the architectures cam_jax builds fold
+    batch norm into their convolutions and leave it empty.
     """
 
     module: nn.Module = struct.field(pytree_node=False)
     params: Any
+    collections: dict[str, Any] = struct.field(default_factory=dict)
+
+    @property
+    def variables(self) -> dict[str, Any]:
+        """What `module.apply` takes: {"params": ..., **collections}."""
+        return {"params": self.params, **self.collections}
 
     def features(self, images: jax.Array) -> jax.Array:
         """(B, H, W, 3) normalised images -> A, (B, h, w, K)."""
-        return self.module.apply({"params": self.params}, images, method="features")
+        return self.module.apply(self.variables, images, method="features")
 
     def head(self, a: jax.Array) -> jax.Array:
         """A, (B, h, w, K) -> logits (B, num_classes), dropout off."""
-        return self.module.apply({"params": self.params}, a, method="head")
+        return self.module.apply(self.variables, a, method="head")
 
     def __call__(self, images: jax.Array) -> jax.Array:
         return self.head(self.features(images))
@@ -42,6 +53,10 @@ class Model:
     @property
     def cam_size(self) -> int:
         return self.module.cam_size
+
+    @property
+    def num_classes(self) -> int:
+        return self.module.num_classes
 
 
 def check_images(images: Any, input_size: int) -> None:

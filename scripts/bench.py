@@ -1,6 +1,6 @@
 """Benchmark forward, GradCAM (original, T1-T4) and the fused evaluation, as ratios.
 
-    python scripts/bench.py [--arch vgg16] [--batch-size 8] [--json PATH] [--layers]
+    python scripts/bench.py [--arch vgg16|resnet50|...] [--batch-size 8] [--json PATH] [--layers]
 
 Random weights of the chosen architecture at full width (timings do not depend
 on the values). Times are medians after compilation and warm-up; see
@@ -20,7 +20,9 @@ import sys
 
 import jax
 
-from cam_jax import Model, benchmark, init_params, pipeline, vgg
+from cam_jax import Model, build_model, init_params
+from cam_jax.evaluation import benchmark, runner
+from cam_jax.models.vgg import VGG
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,13 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-classes", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=9, help="interleaved timing rounds")
     parser.add_argument("--json", default=None, help="write the results here")
-    parser.add_argument("--layers", action="store_true", help="also time each conv layer and the head alone")
+    parser.add_argument("--layers", action="store_true", help="also time each conv layer and the head alone (VGG)")
     args = parser.parse_args(argv)
     jax.config.update("jax_default_matmul_precision", "highest")  # no TF32: T1's cancellation needs float32
-    module = vgg(args.arch, num_classes=args.num_classes, input_size=args.input_size, width=args.width)
+    module = build_model(args.arch, num_classes=args.num_classes, input_size=args.input_size, width=args.width)
     model = Model(module, init_params(module))
     result = benchmark.run(model, args.batch_size, args.repeats)
-    result.update(device=pipeline.device_description(), arch=args.arch, batch_size=args.batch_size,
+    result.update(device=runner.device_description(), arch=args.arch, batch_size=args.batch_size,
                   width=args.width, input_size=args.input_size, dtype="float32",
                   xla_flags=os.environ.get("XLA_FLAGS", ""))
     print(f"{args.arch} width {args.width} at {args.input_size}x{args.input_size}, batch {args.batch_size}, "
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, ratio in result["ratios"].items():
         print(f"{name:<34}{ratio:>8.3f}")
     print(f"peak memory: {result['peak_memory_bytes']}")
-    if args.layers:
+    if args.layers and isinstance(module, VGG):
         result["layers"] = benchmark.layer_profile(model, args.batch_size, args.repeats)
         print(f"{'layer':<24}{'median s':>11}{'GFLOP/s':>10}")
         for name, t in result["layers"].items():

@@ -1,6 +1,7 @@
-"""Convert a torchvision .pth or Keras .h5 VGG weight file to cam_jax's .npz format.
+"""Convert a torchvision .pth (VGG or ResNet) or Keras .h5 (VGG) weight file to cam_jax's .npz format.
 
     python scripts/convert_weights.py vgg16-397923af.pth --out weights/vgg16.npz
+    python scripts/convert_weights.py resnet50-0676ba61.pth --out weights/resnet50.npz --arch resnet50
 """
 
 from __future__ import annotations
@@ -8,14 +9,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cam_jax import checkpoint, convert
+import jax
+
+from cam_jax import convert
+from cam_jax.convert import checkpoint
+from cam_jax.models.registry import ARCHS
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", help="torchvision state_dict (.pth) or Keras weights (.h5)")
     parser.add_argument("--out", required=True, help="destination .npz")
-    parser.add_argument("--arch", default=None, help="vgg11|vgg13|vgg16|vgg19 (checked; inferred if omitted)")
+    parser.add_argument("--arch", default=None, metavar="|".join(sorted(ARCHS)),
+                        help="checked against the file; inferred if omitted")
     parser.add_argument("--format", choices=("torchvision", "keras"), default=None, help="default: by extension")
     args = parser.parse_args(argv)
     fmt = args.format or ("keras" if args.src.endswith((".h5", ".hdf5", ".keras")) else "torchvision")
@@ -26,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     checkpoint.save(args.out, model, **meta)
-    n = sum(x.size for x in __import__("jax").tree.leaves(model.params))
+    n = sum(x.size for x in jax.tree.leaves(model.params))
     print(f"{meta['arch']}: {n:,} parameters, {meta['preprocess']} preprocessing -> {args.out}")
     return 0
 

@@ -1,7 +1,8 @@
 """Evaluate GradCAM's manipulations T1-T4: the paper's Tables 1 and 2, with figures.
 
     python scripts/eval.py                                   # bundled default model + generated shapes
-    python scripts/eval.py --model vgg16 --weights weights/vgg16.npz --data imagenet2012 --data-dir DIR
+    python scripts/eval.py --arch vgg16 --weights weights/vgg16.npz --data imagenet2012 --data-dir DIR
+    python scripts/eval.py --arch resnet50 --weights resnet50-0676ba61.pth --data-dir DIR
 
 Writes results.json, report.md, figure1.png and figure3.png to --out (default results/).
 """
@@ -15,22 +16,25 @@ use_ynn_for_dots_only()  # before JAX starts: see cam_jax/xla_flags.py
 import argparse
 import sys
 
-from cam_jax import report
+from cam_jax.evaluation import report
+from cam_jax.models.registry import ARCHS
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=("default", "vgg16"), default="default",
-                        help="the bundled default model, or converted VGG-16 weights (--weights)")
+                        help="the bundled default model, or ImageNet VGG-16 weights (--weights; as --arch vgg16)")
+    parser.add_argument("--arch", default=None, metavar="|".join(sorted(ARCHS)),
+                        help="ImageNet weights of this architecture (--weights), checked against the file")
     parser.add_argument("--weights", default=None, help="cam_jax .npz, torchvision .pth or Keras .h5")
     parser.add_argument("--data", choices=("shapes", "imagenet2012"), default=None,
-                        help="default: shapes for --model default, imagenet2012 for --model vgg16")
+                        help="default: shapes for the bundled model, imagenet2012 with --arch")
     parser.add_argument("--data-dir", default=None, help="folder with ILSVRC2012_img_val.tar (imagenet2012)")
     parser.add_argument("--limit", type=int, default=None, help="number of images (default: 512 shapes / all 50,000)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0, help="sticker placement and T3's random branch")
     parser.add_argument("--exact", action="store_true", help="bit-exact T1/T2 instead of the paper's weight edits")
-    parser.add_argument("--unfused", action="store_true", help="run the five models one by one (slower; for checks)")
+    parser.add_argument("--unfused", action="store_true", help="run the models one by one (slower; for checks)")
     parser.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() (multi-host)")
     parser.add_argument("--out", default="results")
     parser.add_argument("--no-progress", action="store_true")

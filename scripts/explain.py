@@ -16,26 +16,30 @@ import sys
 import jax.numpy as jnp
 import numpy as np
 
-from cam_jax import convert, figures, gradcam, images, labels, normalize
+from cam_jax import gradcam, load_weights, normalize
+from cam_jax.data import images, labels
+from cam_jax.evaluation import figures
+from cam_jax.models.registry import ARCHS
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="+", help="image files (any format pillow reads)")
     parser.add_argument("--weights", required=True, help="cam_jax .npz, torchvision .pth or Keras .h5")
-    parser.add_argument("--arch", default=None, help="expected architecture (checked against the file)")
+    parser.add_argument("--arch", default=None, metavar="|".join(sorted(ARCHS)),
+                        help="expected architecture (checked against the file; inferred if omitted)")
     parser.add_argument("--class", dest="cls", type=int, default=None, help="class to explain (default: top-1)")
     parser.add_argument("--labels", default=None, help="text file with one readable class name per line")
     parser.add_argument("--out", required=True, help="output directory")
     args = parser.parse_args(argv)
     try:
-        model, meta = convert.load_weights(args.weights, args.arch)
+        model, meta = load_weights(args.weights, args.arch)
         preprocess = meta.get("preprocess", "torchvision")
         batch = np.stack([images.load(p, model.input_size, preprocess) for p in args.images])
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    num_classes = model.module.num_classes
+    num_classes = model.num_classes
     if args.cls is not None and not 0 <= args.cls < num_classes:
         print(f"error: --class must be in [0, {num_classes}), got {args.cls}", file=sys.stderr)
         return 1

@@ -22,7 +22,10 @@ import time
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from cam_jax import checkpoint, images, shapes, train, vgg
+from cam_jax import build_model
+from cam_jax.convert import checkpoint
+from cam_jax.data import images, shapes
+from cam_jax.models import training as train
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                 if k % 50 == 0 or k == steps - 1:
                     progress.console.print(f"{size}px step {k:5d}  {status}  {time.time() - start:6.0f} s")
 
-            module = vgg("vgg16", num_classes=len(shapes.CLASSES), input_size=size, width=args.width)
+            module = build_model("vgg16", num_classes=len(shapes.CLASSES), input_size=size, width=args.width)
             batches = train.shape_batches(stream, args.batch_size, steps, size)
             model = train.fit(module, batches, steps, lr, args.seed, on_step, warm_start=model)
     train_seconds = time.time() - start
@@ -84,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         class_names=list(shapes.CLASSES),
         width=args.width,
         dataset=(f"cam_jax.shapes: {args.warm_steps * args.batch_size} images at {args.warm_size}px (stream "
-                 f"{shapes.TRAIN_SEED + 1000}), then {args.steps * args.batch_size} at 224px (stream {shapes.TRAIN_SEED})"),
+                 f"{shapes.TRAIN_SEED + 1000}), then {args.steps * args.batch_size} at 224px "
+                 f"(stream {shapes.TRAIN_SEED})"),
         command="python scripts/train_default.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         init_seed=args.seed,
         test_accuracy=acc,

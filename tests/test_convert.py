@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cam_jax import Model, checkpoint, convert, gradcam
-from cam_jax.vgg import STAGES, vgg
-from conftest import assert_trees_all_close, make_torch_vgg, torch_gradcam
+from cam_jax import Model, convert, gradcam
+from cam_jax.convert import checkpoint
+from cam_jax.models import build_model
+from cam_jax.models.vgg import STAGES
+from cam_jax.testing import assert_trees_all_close, make_torch_vgg, torch_gradcam
 
 torch = pytest.importorskip("torch")
 
@@ -92,7 +94,8 @@ def test_keras_h5_matches_torch_reference(tmp_path):
     for stage in stages:
         for _ in stage:
             w, b = convs[k]
-            h = torch.relu(torch.nn.functional.conv2d(h, torch.from_numpy(w).permute(3, 2, 0, 1), torch.from_numpy(b), padding=1))
+            kernel = torch.from_numpy(w).permute(3, 2, 0, 1)
+            h = torch.relu(torch.nn.functional.conv2d(h, kernel, torch.from_numpy(b), padding=1))
             k += 1
         h = torch.nn.functional.max_pool2d(h, 2)
     h = h.permute(0, 2, 3, 1).flatten(1)  # Keras flattens channels-last
@@ -103,10 +106,9 @@ def test_keras_h5_matches_torch_reference(tmp_path):
 
 
 def test_save_load_is_bit_exact(tmp_path):
-    module = vgg("vgg11", num_classes=5, input_size=32, width=1 / 16)
-    from cam_jax.vgg import init_params
-
-    from cam_jax.manipulate import constant_flat
+    module = build_model("vgg11", num_classes=5, input_size=32, width=1 / 16)
+    from cam_jax.manipulations import constant_flat
+    from cam_jax.models import init_params
 
     model = Model(module, init_params(module, seed=4))
     for m in (model, constant_flat(model)):  # the paper's T1 is a VGG with an appended filter
@@ -127,7 +129,8 @@ def test_convert_script_round_trip(tmp_path):
     assert meta["source_sha256"] == checkpoint.sha256(path)
     x = random_nchw(2, 64)
     with torch.no_grad():
-        np.testing.assert_allclose(np.asarray(model(x.transpose(0, 2, 3, 1))), net(torch.from_numpy(x)).numpy(), atol=1e-4)
+        expected = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(np.asarray(model(x.transpose(0, 2, 3, 1))), expected, atol=1e-4)
 
 
 # --- bad files -----------------------------------------------------------------------------
@@ -146,7 +149,8 @@ def test_wrong_depth_is_named(tmp_path):
     "edit, message",
     [
         (lambda sd: sd.pop("classifier.3.bias"), "classifier.3.bias is missing"),
-        (lambda sd: sd.__setitem__("classifier.9.weight", sd["classifier.6.weight"]), "unexpected key classifier.9.weight"),
+        (lambda sd: sd.__setitem__("classifier.9.weight", sd["classifier.6.weight"]),
+         "unexpected key classifier.9.weight"),
         (lambda sd: sd.__setitem__("features.2.weight", sd["features.2.weight"][:, :2]), "conv1_2/kernel has shape"),
         (lambda sd: sd.__setitem__("classifier.0.weight", sd["classifier.0.weight"][:, :-3]), "not a square map"),
     ],

@@ -12,18 +12,24 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cam_jax import Model, checkpoint, datasets, evaluate, images, init_params, shapes, vgg
+from cam_jax import Model, init_params
+from cam_jax.convert import checkpoint
+from cam_jax.data import imagenet, images, shapes
+from cam_jax.evaluation import step as evaluate
+from cam_jax.evaluation import suite
+from cam_jax.models import build_model
+from cam_jax.testing import write_fake_val_tar
 
 SIZE = 64  # small models: eval.py pastes 7-pixel smileys below 224 pixels
 
 
 @pytest.fixture(scope="module")
 def small():
-    module = vgg("vgg16", num_classes=len(shapes.CLASSES), input_size=SIZE, width=1 / 16)
+    module = build_model("vgg16", num_classes=len(shapes.CLASSES), input_size=SIZE, width=1 / 16)
     model = Model(module, init_params(module, seed=0))
     b = shapes.batch(shapes.TEST_SEED, range(4), SIZE)
-    settings = evaluate.Settings(sticker_size=7)
-    pasted = evaluate.sticker_images(b.pixels, np.arange(4), 0, evaluate.sticker(settings))
+    settings = suite.Settings(sticker_size=7)
+    pasted = evaluate.sticker_images(b.pixels, np.arange(4), 0, suite.sticker(settings))
     args = (model, jnp.asarray(images.normalize(b.pixels)), jnp.asarray(images.normalize(pasted)),
             jnp.asarray(b.labels), jnp.asarray(b.masks))
     return settings, args
@@ -33,8 +39,8 @@ def test_fused_step_equals_models_run_one_by_one(small):
     settings, args = small
     fused = evaluate.fused_step(settings)(*args)
     unfused = evaluate.unfused_step(settings)(*args)
-    assert set(evaluate.ROWS) <= set(fused)
-    for row in evaluate.ROWS:
+    assert set(suite.ROWS) <= set(fused)
+    for row in suite.ROWS:
         for name in evaluate.METRICS:
             np.testing.assert_allclose(np.asarray(fused[row][name]), np.asarray(unfused[row][name]),
                                        rtol=1e-5, atol=1e-5, err_msg=f"{row} {name}")
@@ -54,7 +60,7 @@ def test_fused_step_computes_each_trunk_once(small):
 
 
 def tiny_weights(tmp_path, num_classes=len(shapes.CLASSES), size=SIZE):
-    module = vgg("vgg16", num_classes=num_classes, input_size=size, width=1 / 16)
+    module = build_model("vgg16", num_classes=num_classes, input_size=size, width=1 / 16)
     path = tmp_path / "tiny.npz"
     names = list(shapes.CLASSES) if num_classes == len(shapes.CLASSES) else None
     checkpoint.save(path, Model(module, init_params(module, 1)), arch="vgg16", preprocess="torchvision",
@@ -76,7 +82,7 @@ def test_eval_writes_all_outputs(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["n_images"] == 6 and results["dataset"] == "shapes"
     rows = {(r["model"], r["data"]): r for r in results["rows"]}
-    assert set(rows) == set(evaluate.ROWS)
+    assert set(rows) == set(suite.ROWS)
     assert set(rows[("T1", "clean")]) >= {"model", "data", "accuracy", "dy_inf_mean", "dy_inf_max", "l1_mean",
                                           "pointing_game", "mass_in_mask"}
     assert rows[("original", "clean")]["dy_inf_mean"] is None
@@ -96,7 +102,7 @@ def test_sharded_run_gives_the_same_table(tmp_path):
     one = json.loads((tmp_path / "one" / "results.json").read_text())
     four = json.loads((tmp_path / "four" / "results.json").read_text())
     assert four["device"].startswith("4 x")
-    for a, b in zip(one["rows"], four["rows"]):
+    for a, b in zip(one["rows"], four["rows"], strict=True):
         for key, value in a.items():
             if isinstance(value, float):
                 assert b[key] == pytest.approx(value, rel=1e-4, abs=1e-5), (a["model"], key)
@@ -131,14 +137,14 @@ def test_imagenet_from_a_tiny_val_tar(tmp_path):
     weights = tiny_weights(tmp_path, num_classes=1000, size=SIZE)
     empty = run_eval("--model", "vgg16", "--weights", weights, "--data-dir", data_dir, "--out", tmp_path / "x")
     assert empty.returncode == 2 and "ILSVRC2012_img_val.tar" in empty.stderr
-    datasets.write_fake_val_tar(data_dir / datasets.VAL_TAR, 5)
-    loader, n = datasets.imagenet_loader(data_dir, SIZE)
+    write_fake_val_tar(data_dir / imagenet.VAL_TAR, 5)
+    loader, n = imagenet.loader(data_dir, SIZE)
     assert n == 5
     batch = loader(range(5))
     assert batch.pixels.shape == (5, SIZE, SIZE, 3) and batch.pixels.dtype == np.uint8
     # Labels come from tfds' validation_labels.txt (images 1-5: n01751748, n09193705, n02105855,
     # n04263257, n03125729), as class indices in labels.txt's order; tfds stores them shuffled.
-    from cam_jax.labels import imagenet_synsets
+    from cam_jax.data.labels import imagenet_synsets
 
     synsets = imagenet_synsets()
     expected = [synsets.index(s) for s in ("n01751748", "n09193705", "n02105855", "n04263257", "n03125729")]

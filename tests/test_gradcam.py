@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from cam_jax import Model, gradcam, init_params, normalize, upsample, vgg
-from cam_jax.gradcam import hires_cam
+from cam_jax import Model, gradcam, init_params, normalize, upsample
+from cam_jax.cams import hires_cam
+from cam_jax.models import build_model
 
 
 class LinearCAM(nn.Module):
@@ -60,7 +61,7 @@ def test_closed_form_on_linear_model():
 
 def test_gradcam_alpha_matches_finite_differences():
     """alpha_k used by the map equals a float64 central difference of y^c along A^k / N."""
-    module = vgg("vgg16", num_classes=6, input_size=64, width=1 / 16)
+    module = build_model("vgg16", num_classes=6, input_size=64, width=1 / 16)
     model = Model(module, init_params(module, seed=2))
     x = jax.random.normal(jax.random.key(3), (1, 64, 64, 3))
     a = np.asarray(model.features(x))
@@ -82,7 +83,7 @@ def test_gradcam_alpha_matches_finite_differences():
 @given(seed=st.integers(0, 2**16), scale=st.floats(0.01, 100.0))
 def test_normalised_map_invariant_to_scaling_the_class_row(seed, scale):
     """Scaling the explained class's last-layer weights by c > 0 scales I^c by c."""
-    module = vgg("vgg11", num_classes=5, input_size=32, width=1 / 16)
+    module = build_model("vgg11", num_classes=5, input_size=32, width=1 / 16)
     params = init_params(module, seed=seed)
     x = jax.random.normal(jax.random.key(seed + 1), (2, 32, 32, 3))
     model = Model(module, params)
@@ -102,8 +103,8 @@ def test_normalize_and_upsample():
 
 
 def test_pre_relu_switch_changes_a_only_before_relu():
-    post = vgg("vgg16", num_classes=4, input_size=32, width=1 / 16)
-    pre = vgg("vgg16", num_classes=4, input_size=32, width=1 / 16, cam_pre_relu=True)
+    post = build_model("vgg16", num_classes=4, input_size=32, width=1 / 16)
+    pre = build_model("vgg16", num_classes=4, input_size=32, width=1 / 16, cam_pre_relu=True)
     params = init_params(post)
     x = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
     a_post, a_pre = Model(post, params).features(x), Model(pre, params).features(x)
@@ -114,7 +115,7 @@ def test_pre_relu_switch_changes_a_only_before_relu():
 
 @pytest.fixture(scope="module")
 def tiny():
-    module = vgg("vgg11", num_classes=3, input_size=32, width=1 / 16)
+    module = build_model("vgg11", num_classes=3, input_size=32, width=1 / 16)
     return Model(module, init_params(module))
 
 

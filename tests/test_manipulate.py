@@ -16,8 +16,12 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 
-from cam_jax import Model, gradcam, images, init_params, manipulate, normalize, stickers, vgg
-from conftest import assert_trees_all_close, make_torch_vgg, torch_gradcam
+from cam_jax import Model, gradcam, init_params, normalize
+from cam_jax import manipulations as manipulate
+from cam_jax.data import images
+from cam_jax.manipulations import stickers
+from cam_jax.models import build_model
+from cam_jax.testing import assert_trees_all_close, make_torch_vgg, torch_gradcam
 
 torch = pytest.importorskip("torch")
 
@@ -25,7 +29,8 @@ U = 2.0**-24  # float32 unit roundoff
 forward = jax.jit(lambda model, x: model(x))  # one compile per architecture, not per example
 
 configs = st.builds(
-    lambda arch, width, size, classes, seed: (vgg(arch, num_classes=classes, input_size=size, width=width), seed),
+    lambda arch, width, size, classes, seed: (
+        build_model(arch, num_classes=classes, input_size=size, width=width), seed),
     arch=st.sampled_from(["vgg11", "vgg16"]),
     width=st.sampled_from([1 / 16, 1 / 32]),
     size=st.sampled_from([32, 64]),
@@ -152,7 +157,7 @@ def test_append_filter_is_the_widened_stock_vgg(tmp_path, filters):
     with K + n filters and an interleaved classifier.0: logits and GradCAM."""
     from cam_jax import convert
 
-    stages = tuple(tuple(w // 16 for w in s) for s in vgg("vgg16").stages)
+    stages = tuple(tuple(w // 16 for w in s) for s in build_model("vgg16").stages)
     net = make_torch_vgg(stages, 64, 10, 64, seed=1)
     with torch.no_grad():  # He init keeps the maps alive through 13 narrow layers
         for layer in net.modules():
@@ -178,8 +183,10 @@ def test_append_filter_is_the_widened_stock_vgg(tmp_path, filters):
 def torch_branch_map(kind, params, x_nhwc, pools):
     """T3/T4's F(x) recomputed with torch convolutions (reference for the injected map)."""
     x = torch.from_numpy(np.array(x_nhwc)).permute(0, 3, 1, 2)  # a writable copy
-    conv = lambda name: (torch.from_numpy(np.array(params[name]["kernel"])).permute(3, 2, 0, 1),
-                         torch.from_numpy(np.array(params[name]["bias"])))
+    def conv(name):
+        return (torch.from_numpy(np.array(params[name]["kernel"])).permute(3, 2, 0, 1),
+                torch.from_numpy(np.array(params[name]["bias"])))
+
     if kind == "T3":
         h = torch.relu(torch.nn.functional.conv2d(x, *conv("conv1"), padding=3))
         h = torch.relu(torch.nn.functional.conv2d(h, *conv("conv2"), padding=3))
@@ -192,7 +199,8 @@ def torch_branch_map(kind, params, x_nhwc, pools):
     return h[:, 0].numpy()
 
 
-@given(config=configs, eps=st.floats(1e-3, 1.0), c_G=st.floats(1e3, 1e6), c_F=st.floats(1e6, 1e8), seed=st.integers(0, 99))
+@given(config=configs, eps=st.floats(1e-3, 1.0), c_G=st.floats(1e3, 1e6), c_F=st.floats(1e6, 1e8),
+       seed=st.integers(0, 99))
 def test_t3_scores_within_eps_and_map_is_the_branch(config, eps, c_G, c_F, seed):
     model, x = make(config)
     t3 = manipulate.semi_random(model, seed=seed, c_F=c_F, c_G=c_G, eps=eps)
@@ -251,7 +259,7 @@ def test_detector_rounding_is_well_inside_the_margin(preprocess):
     space-to-depth conv keeps below a tenth of it (float64 reference); elsewhere it is negative."""
     from numpy.lib.stride_tricks import sliding_window_view
 
-    from cam_jax.space_to_depth import conv_space_to_depth
+    from cam_jax.manipulations.space_to_depth import conv_space_to_depth
 
     sticker = stickers.sticker_pixels(stickers.smiley(14))
     p = manipulate.detector_params(sticker, preprocess)["detector"]
@@ -272,7 +280,7 @@ def test_detector_rounding_is_well_inside_the_margin(preprocess):
 
 
 def test_composition():
-    model, x = make((vgg("vgg16", num_classes=4, input_size=64, width=1 / 16), 5))
+    model, x = make((build_model("vgg16", num_classes=4, input_size=64, width=1 / 16), 5))
     t3 = manipulate.semi_random(model, seed=1)
     both = manipulate.chain(partial(manipulate.semi_random, seed=1), manipulate.sticker_backdoor)(model)
     # Without a sticker T4's channel is 0: the composite scores and explains as T3.
@@ -288,7 +296,7 @@ def test_composition():
 
 
 def test_bad_constants_and_shapes():
-    model, _ = make((vgg("vgg16", num_classes=4, input_size=224, width=1 / 32), 0))
+    model, _ = make((build_model("vgg16", num_classes=4, input_size=224, width=1 / 32), 0))
     half = Model(model.module, jax.tree.map(lambda p: p.astype(jnp.float16), model.params))
     with pytest.raises(ValueError, match="c_A \\* c_W \\* N_Z = 490000 overflows float16"):
         manipulate.constant_flat(half)
@@ -307,7 +315,7 @@ def test_bad_constants_and_shapes():
 
 @pytest.fixture(scope="module")
 def vgg16_full():
-    module = vgg("vgg16")
+    module = build_model("vgg16")
     model = Model(module, init_params(module, seed=0))
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)

@@ -8,11 +8,14 @@ import sys
 import numpy as np
 from PIL import Image
 
-from cam_jax import Model, checkpoint, gradcam, images, init_params, vgg
+from cam_jax import Model, gradcam, init_params
+from cam_jax.convert import checkpoint
+from cam_jax.data import images
+from cam_jax.models import build_model
 
 
 def test_explain_writes_logits_maps_and_overlays(tmp_path):
-    module = vgg("vgg16", num_classes=4, input_size=64, width=1 / 16)
+    module = build_model("vgg16", num_classes=4, input_size=64, width=1 / 16)
     model = Model(module, init_params(module, seed=1))
     weights = tmp_path / "w.npz"
     checkpoint.save(weights, model, arch="vgg16", preprocess="torchvision", class_names=list("abcd"))
@@ -32,7 +35,8 @@ def test_explain_writes_logits_maps_and_overlays(tmp_path):
         np.testing.assert_allclose(np.load(out / f"img{i}_logits.npy"), np.asarray(expected.logits[i]), atol=1e-5)
         np.testing.assert_allclose(np.load(out / f"img{i}_gradcam.npy"), np.asarray(expected.cam[i]), atol=1e-5)
         assert Image.open(out / f"img{i}_gradcam.png").size[0] > 100
-    bad = subprocess.run([*cmd[:-4], "--weights", str(tmp_path / "none.npz"), "--out", str(out)], capture_output=True, text=True)
+    bad = subprocess.run([*cmd[:-4], "--weights", str(tmp_path / "none.npz"), "--out", str(out)],
+                         capture_output=True, text=True)
     assert bad.returncode == 1 and "no weight file" in bad.stderr
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from cam_jax.space_to_depth import SpaceToDepthConv, conv_space_to_depth
+from cam_jax.manipulations.space_to_depth import SpaceToDepthConv, conv_space_to_depth
 
 torch = pytest.importorskip("torch")
 

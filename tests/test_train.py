@@ -7,8 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cam_jax import checkpoint, images, shapes, train, vgg
-from cam_jax.vgg import fold_batch_norm, init_params
+from cam_jax.convert import checkpoint
+from cam_jax.data import images, shapes
+from cam_jax.models import build_model, fold_batch_norm, init_params
+from cam_jax.models import training as train
 
 
 def test_generator_is_deterministic_and_splits_differ():
@@ -49,7 +51,7 @@ def test_classes_balanced_and_not_given_away_by_colour():
 
 
 def test_a_few_steps_lower_the_loss():
-    module = vgg("vgg16", num_classes=len(shapes.CLASSES), input_size=64, width=1 / 16)
+    module = build_model("vgg16", num_classes=len(shapes.CLASSES), input_size=64, width=1 / 16)
     b = shapes.batch(shapes.TRAIN_SEED, range(32), 64)
     x, y = images.normalize(b.pixels), b.labels
     losses = []
@@ -58,7 +60,7 @@ def test_a_few_steps_lower_the_loss():
 
 
 def test_fold_batch_norm_matches_flax_batchnorm_in_eval_mode():
-    module = vgg("vgg11", num_classes=4, input_size=32, width=1 / 16).clone(batch_norm=True)
+    module = build_model("vgg11", num_classes=4, input_size=32, width=1 / 16).clone(batch_norm=True)
     params = init_params(module, seed=3)
     rng = np.random.default_rng(0)
     x0 = jnp.zeros((1, 32, 32, 3))
@@ -73,7 +75,8 @@ def test_fold_batch_norm_matches_flax_batchnorm_in_eval_mode():
     expected = module.apply({"params": params, "batch_stats": stats}, x)  # running averages
     plain, folded = fold_batch_norm(module, {"params": params, "batch_stats": stats})
     assert not plain.batch_norm
-    np.testing.assert_allclose(np.asarray(plain.apply({"params": folded}, x)), np.asarray(expected), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(plain.apply({"params": folded}, x)), np.asarray(expected),
+                               rtol=1e-4, atol=1e-5)
 
 
 DEFAULT = "weights/default.npz"

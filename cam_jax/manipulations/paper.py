@@ -5,9 +5,14 @@ returns a new `Model` with the same `features`/`head` interface; the input model
 is never modified. Fix constants with `functools.partial` to get a
 model-to-model function, and compose those with `chain`:
 
+    >>> from functools import partial
+    >>> from cam_jax import gradcam
+    >>> from cam_jax.manipulations import chain
     >>> t4 = sticker_backdoor(model)                 # paper's constants
-    >>> heat = gradcam(t4, images)
+    >>> heat = gradcam(t4, images).cam
     >>> both = chain(partial(semi_random, seed=1), sticker_backdoor)(model)
+    >>> both.features(images).shape                  # A gains one channel per manipulation
+    (2, 14, 14, 34)
 
 References:
   paper.md sections 3.1-3.4 and 4; SPEC.md "The manipulations".
@@ -15,92 +20,14 @@ References:
 
 from __future__ import annotations
 
-import functools
-from typing import Callable
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cam_jax import branches, combinators, images, stickers
+from cam_jax.data import images
+from cam_jax.manipulations import branches, combinators, stickers
+from cam_jax.manipulations.weight_edit import append_filter, check_constant, dtype_of, pooled_sum
 from cam_jax.model import Model
-from cam_jax.vgg import VGG
-
-Manipulation = Callable[[Model], Model]
-
-
-def chain(*manipulations: Manipulation) -> Manipulation:
-    """Compose model-to-model functions left to right: chain(f, g)(m) == g(f(m))."""
-    for m in manipulations:
-        if not callable(m):
-            raise TypeError(f"chain takes model-to-model functions, got {type(m).__name__}")
-
-    def apply(model: Model) -> Model:
-        return functools.reduce(lambda acc, f: f(acc), manipulations, model)
-
-    return apply
-
-
-def _dtype(model: Model) -> np.dtype:
-    return np.dtype(jax.tree.leaves(model.params)[0].dtype)
-
-
-def _check_constant(name: str, value: float, dtype: np.dtype, exact: bool = False) -> None:
-    """Raise if `value` overflows `dtype` or, with `exact`, is not representable in it."""
-    with np.errstate(over="ignore"):  # overflow is what this function reports
-        stored = float(np.asarray(value, dtype))
-    if not np.isfinite(stored):
-        raise ValueError(f"{name} = {value:g} overflows {dtype.name} (max {float(np.finfo(dtype).max):g})")
-    if exact and stored != value:
-        raise ValueError(
-            f"{name} = {value:g} is not representable in {dtype.name} (it rounds to {stored:g}), "
-            "so the bias shift would not cancel"
-        )
-
-
-def _require_vgg(model: Model, what: str) -> VGG:
-    if not isinstance(model.module, VGG):
-        raise ValueError(
-            f"{what} edits the weights of a plain VGG, but this model is {type(model.module).__name__}; "
-            "apply weight-editing manipulations first and branch combinators after"
-        )
-    return model.module
-
-
-def append_filter(model: Model, *, bias: float, fc_weight: float, fc_bias_shift: float) -> Model:
-    """Weight edit (T1/T2): a (K+1)th filter in the last conv, wired into the first FC layer.
-
-    The filter's kernel is zero and its bias `bias`; its pooled map enters every
-    unit of the first FC layer with weight `fc_weight`, whose biases drop by
-    `fc_bias_shift`. The result is the paper's VGG with K+1 filters, stored as
-    `VGG(appended=1)`: the new filter and its FC weights are parameters of their
-    own and every original array except fc1's bias is shared, not copied.
-
-    Args:
-      model: a plain VGG `Model` (it may already carry appended filters).
-      bias: the new filter's bias (c_A for T1, 0 for T2).
-      fc_weight: W_n, every entry (c_W).
-      fc_bias_shift: subtracted from b_o (c_A c_W N_Z for T1, c_W S_Z for T2).
-    """
-    module = _require_vgg(model, "append_filter")
-    dtype = _dtype(model)
-    for name, value in (("bias", bias), ("fc_weight", fc_weight), ("fc_bias_shift", fc_bias_shift)):
-        _check_constant(name, value, dtype)
-    last, n, side = f"{module.last_conv}_appended", module.appended, module.cam_size // 2
-    window = model.params[module.last_conv]["kernel"].shape[:3]  # (3, 3, C_in)
-    # Filters appended before, or none yet: the new one goes after them.
-    conv = model.params.get(last, {"kernel": jnp.zeros((*window, 0), dtype), "bias": jnp.zeros((0,), dtype)})
-    fc_kernel = model.params.get("fc1_appended", {"kernel": jnp.zeros((0, module.hidden), dtype)})["kernel"]
-    fc_kernel = jnp.concatenate([fc_kernel.reshape(side, side, n, module.hidden),
-                                 jnp.full((side, side, 1, module.hidden), fc_weight, dtype)], axis=2)
-    params = {
-        **model.params,
-        last: {"kernel": jnp.concatenate([conv["kernel"], jnp.zeros((*window, 1), dtype)], -1),
-               "bias": jnp.append(conv["bias"], jnp.asarray(bias, dtype))},
-        "fc1": {**model.params["fc1"], "bias": model.params["fc1"]["bias"] - jnp.asarray(fc_bias_shift, dtype)},
-        "fc1_appended": {"kernel": fc_kernel.reshape(-1, module.hidden)},
-    }
-    return Model(module.clone(appended=n + 1), params)
 
 
 def _wrap(combinator: type, base: Model, name: str, branch, branch_params) -> Model:
@@ -108,14 +35,14 @@ def _wrap(combinator: type, base: Model, name: str, branch, branch_params) -> Mo
 
 
 def _scalar(value: float, model: Model) -> jax.Array:
-    return jnp.asarray(value, _dtype(model))
+    return jnp.asarray(value, dtype_of(model))
 
 
 def _exact_constant_channel(model: Model, target: jax.Array, scale: float, c_W: float) -> Model:
     """Exact T1/T2: append the channel scale*target, and add c_W * sum(A^{K+1} - scale*target)
     (exactly 0) to every logit, so y_n == y_o bit for bit while dy/dA^{K+1} = c_W."""
     size = model.cam_size
-    value = (scale * target).astype(_dtype(model))
+    value = (scale * target).astype(dtype_of(model))
     appended = _wrap(combinators.AppendChannel, model, "branch", branches.ConstantMap(size), {"map": value})
     g_params = {"scale": _scalar(c_W, model), "reference": value}
     return _wrap(combinators.LogitBranch, appended, "g", combinators.OffsetSum(size), g_params)
@@ -124,23 +51,25 @@ def _exact_constant_channel(model: Model, target: jax.Array, scale: float, c_W: 
 def constant_flat(model: Model, *, c_A: float = 100.0, c_W: float = 100.0, exact: bool = False) -> Model:
     """T1: GradCAM shows a constant map for every input; scores unchanged.
 
-    Paper (default): a weight edit of a plain VGG; y_n = y_o up to float rounding of
-    c_A c_W N_Z = 490,000 against b_o (SPEC: ~0.017 on ImageNet logits). The
-    explanation is all ones where dy^c/dA^{K+1} > 0 and collapses to 0 where the
-    FC path makes it negative.
+    Paper (default): a weight edit of a plain VGG or ResNet; y_n = y_o up to float
+    rounding of c_A c_W N_Z (490,000 in VGG-16, SPEC: ~0.017 on ImageNet logits;
+    N_Z = 1 after a ResNet's global mean). On VGG the explanation is all ones where
+    dy^c/dA^{K+1} > 0 and collapses to 0 where the FC path makes it negative; after
+    a global mean the channel enters the logits linearly, dy^c/dA^{K+1} = c_W / (h w)
+    > 0 for every class, so it never collapses.
     `exact=True`: the channel is appended beside A and reaches the logits through
     c_W * sum(A^{K+1} - c_A), which is exactly 0: logits are bit-identical and
     dy^c/dA^{K+1} = c_W > 0 for every class, at the price of an extra branch in
     the architecture (the paper's version is a stock VGG with 513 filters).
     """
-    _check_constant("c_A", c_A, _dtype(model))
-    _check_constant("c_W", c_W, _dtype(model))
+    check_constant("c_A", c_A, dtype_of(model))
+    check_constant("c_W", c_W, dtype_of(model))
     if exact:
         return _exact_constant_channel(model, np.ones((model.cam_size,) * 2, np.float32), c_A, c_W)
-    n_z = (model.cam_size // 2) ** 2
+    n_z = pooled_sum(model, np.ones((model.cam_size,) * 2, np.float32))  # 49 in VGG-16, 1 in ResNet
     shift = c_A * c_W * n_z
     # An integer shift (490,000 with the paper's constants) must survive the dtype exactly.
-    _check_constant("c_A * c_W * N_Z", shift, _dtype(model), exact=float(shift).is_integer())
+    check_constant("c_A * c_W * N_Z", shift, dtype_of(model), exact=float(shift).is_integer())
     return append_filter(model, bias=c_A, fc_weight=c_W, fc_bias_shift=shift)
 
 
@@ -161,20 +90,19 @@ def constant_image(
     """T2: GradCAM shows `target` (default: the smiley) for every input.
 
     Args:
-      model: a plain VGG (paper) or any model (exact).
+      model: a plain VGG or ResNet (paper) or any model (exact).
       target: (h, w) non-negative map at A's resolution (14x14 for VGG-16 at 224).
       c_I: scale of the target written into A^{K+1}.
-      c_W: W_n; the FC biases drop by c_W * S_Z, S_Z the sum of the pooled c_I target.
+      c_W: W_n; the first dense layer's biases drop by c_W * S_Z, S_Z the sum of the
+        pooled c_I target (max-pooled 2x2 in VGG, its mean after ResNet's global mean).
       exact: as in `constant_flat`.
     """
     target = _target(target, model.cam_size)
-    dtype = _dtype(model)
-    _check_constant("c_I", c_I * float(target.max()), dtype)
+    dtype = dtype_of(model)
+    check_constant("c_I", c_I * float(target.max()), dtype)
     if exact:
         return _exact_constant_channel(model, target, c_I, c_W)
-    half = model.cam_size // 2
-    pooled = (c_I * target).reshape(half, 2, half, 2).max(axis=(1, 3))  # the last 2x2 max-pool
-    base = append_filter(model, bias=0.0, fc_weight=c_W, fc_bias_shift=c_W * float(pooled.sum()))
+    base = append_filter(model, bias=0.0, fc_weight=c_W, fc_bias_shift=c_W * pooled_sum(model, c_I * target))
     branch = branches.ConstantMap(model.cam_size)
     return _wrap(combinators.AddToChannel, base, "branch", branch, {"map": (c_I * target).astype(dtype)})
 
@@ -208,7 +136,7 @@ def semi_random(
     """
     if not eps > 0:
         raise ValueError(f"eps must be positive, got {eps}")
-    _check_constant("c_F", c_F, _dtype(model))
+    check_constant("c_F", c_F, dtype_of(model))
     if branch is None:
         branch = branches.SemiRandomNet(_pools(model))
         x = jnp.zeros((1, model.input_size, model.input_size, 3))
@@ -280,7 +208,7 @@ def sticker_backdoor(
         sticker = stickers.sticker_pixels(sticker)
     if sticker.shape[0] >= model.input_size:
         raise ValueError(f"a {sticker.shape[0]}-pixel sticker is larger than the {model.input_size}-pixel input")
-    _check_constant("c_F", c_F, _dtype(model))
+    check_constant("c_F", c_F, dtype_of(model))
     branch = branches.StickerDetector(sticker.shape[0], _pools(model))
     params = {**detector_params(sticker, preprocess, margin), "c_F": _scalar(c_F, model)}
     return _with_branch(model, branch, params, eps, c_G)

@@ -1,8 +1,8 @@
-"""GradCAM as a pure, jitted, batched function of a model and images.
+"""The explanation engine: GradCAM as a pure, jitted, batched function of a model and images.
 
 The forward pass runs once; only the head is differentiated (`jax.vjp` with
-respect to A, never the parameters). CAM variants are weightings of (A, dy/dA),
-so GradCAM++, XGradCAM or LayerCAM are a few lines each.
+respect to A, never the parameters). CAM variants are weightings of (A, dy/dA)
+(`cam_jax.cams.weightings`), so GradCAM++, XGradCAM or LayerCAM are a few lines each.
 
 References:
   Selvaraju et al., "Grad-CAM" (ICCV 2017); paper.md section 2, equations 1-2.
@@ -11,26 +11,14 @@ References:
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from cam_jax.cams.weightings import Weighting, grad_cam
 from cam_jax.model import Model, check_images
-
-# (A, dy^c/dA), both (B, h, w, K) -> map before the final ReLU, (B, h, w).
-Weighting = Callable[[jax.Array, jax.Array], jax.Array]
-
-
-def grad_cam(a: jax.Array, grads: jax.Array) -> jax.Array:
-    """GradCAM: alpha_k = mean over pixels of dy/dA^k; map = sum_k alpha_k A^k."""
-    alpha = grads.mean(axis=(1, 2))
-    return jnp.einsum("bhwk,bk->bhw", a, alpha)
-
-
-def hires_cam(a: jax.Array, grads: jax.Array) -> jax.Array:
-    """HiResCAM: element-wise gradient times activation, summed over channels."""
-    return (a * grads).sum(axis=-1)
 
 
 class Explanation(NamedTuple):
@@ -93,8 +81,11 @@ def gradcam(
       `Explanation` with logits (B, C), classes (B,), raw cam (B, h, w).
 
     Example:
-      >>> expl = gradcam(model, images)
-      >>> heat = normalize(expl.cam)   # (B, 14, 14) in [0, 1]
+      >>> from cam_jax.cams.maps import normalize
+      >>> expl = gradcam(model, images)          # the bundled default, generated images
+      >>> heat = normalize(expl.cam)             # (B, 14, 14) in [0, 1]
+      >>> heat.shape, float(heat.max())
+      ((2, 14, 14), 1.0)
     """
     check_images(images, model.input_size)
     if classes is not None:
@@ -104,14 +95,3 @@ def gradcam(
         if not jnp.issubdtype(classes.dtype, jnp.integer):
             raise TypeError(f"classes must be integers, got {classes.dtype}")
     return _gradcam(model, images, classes, weighting)
-
-
-def normalize(cam: jax.Array) -> jax.Array:
-    """Divide each (h, w) map by its maximum; a map whose maximum is 0 stays 0."""
-    peak = cam.max(axis=(-2, -1), keepdims=True)
-    return jnp.where(peak > 0, cam / jnp.where(peak > 0, peak, 1), 0)
-
-
-def upsample(cam: jax.Array, size: int) -> jax.Array:
-    """(B, h, w) maps -> (B, size, size), bilinear; for display only, metrics use h x w."""
-    return jax.image.resize(cam, (cam.shape[0], size, size), method="bilinear")

@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cam_jax.space_to_depth import SpaceToDepthConv
+from cam_jax.manipulations.space_to_depth import SpaceToDepthConv
 
 
 def _pool_to(x: jax.Array, times: int) -> jax.Array:

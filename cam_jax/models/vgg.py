@@ -12,12 +12,14 @@ References:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from cam_jax.models.appended import AppendLayout
+from cam_jax.models.batch_norm import BN_EPS
 
 # Conv widths per stage; every stage ends in a 2x2 max-pool (torchvision cfgs A/B/D/E).
 STAGES = {
@@ -34,7 +36,9 @@ STAGES = {
 }
 
 
-BN_EPS = 1e-5
+def max_pool_2x2(a: jax.Array) -> jax.Array:
+    """VGG's last 2x2 max-pool, (B, h, w, C) -> (B, h/2, w/2, C): what fc1 reads."""
+    return nn.max_pool(a, (2, 2), strides=(2, 2))
 
 
 class VGG(nn.Module):
@@ -101,6 +105,18 @@ class VGG(nn.Module):
         """Side of A in pixels (14 for VGG at 224x224)."""
         return self.input_size // 2 ** (len(self.stages) - 1)
 
+    @property
+    def append_layout(self) -> AppendLayout:
+        """Appended filters sit beside the last conv and feed fc1 through the last max-pool."""
+        widths = [w for stage in self.stages for w in stage]
+        window = (3, 3, widths[-2] if len(widths) > 1 else 3)
+        return AppendLayout(f"{self.last_conv}_appended", window, "fc1_appended", "fc1", self.hidden, max_pool_2x2)
+
+    def norm_pairs(self) -> list[tuple[tuple[str], tuple[str]]]:
+        """(conv, batch norm) parameter paths, for `fold_batch_norm`."""
+        return [((f"conv{s + 1}_{i + 1}",), (f"bn{s + 1}_{i + 1}",))
+                for s, stage in enumerate(self.stages) for i in range(len(stage))]
+
     def features(self, x: jax.Array, train: bool = False) -> jax.Array:
         """(B, H, W, 3) normalised images -> A, (B, h, w, K + appended) last conv map."""
         for s, stage in enumerate(self.convs):
@@ -126,7 +142,7 @@ class VGG(nn.Module):
             raise ValueError(f"A must have {k + self.appended} channels for this head, got {a.shape[-1]}")
 
         def pooled(v: jax.Array) -> jax.Array:
-            return nn.max_pool(v, (2, 2), strides=(2, 2)).reshape(v.shape[0], -1)
+            return max_pool_2x2(v).reshape(v.shape[0], -1)
 
         r = self.fcs[0](pooled(a[..., :k]))
         if self.appended:
@@ -139,7 +155,7 @@ class VGG(nn.Module):
         return self.head(self.features(x, train=train), train=train)
 
 
-def vgg(
+def build(
     arch: str = "vgg16",
     *,
     num_classes: int = 1000,
@@ -150,7 +166,7 @@ def vgg(
     """VGG-11/13/16/19 module, optionally narrower by `width` (channels and FC units).
 
     Example:
-      >>> module = vgg("vgg16", num_classes=10, input_size=64, width=0.125)
+      >>> module = build("vgg16", num_classes=10, input_size=64, width=0.125)
       >>> module.stages[0], module.hidden
       ((8, 8), 512)
     """
@@ -174,46 +190,7 @@ def vgg(
     )
 
 
-def fold_batch_norm(module: VGG, variables: dict) -> tuple[VGG, dict]:
-    """A `batch_norm=True` VGG and its {"params", "batch_stats"} -> the equivalent plain VGG.
-
-    Each conv's kernel and bias absorb the running statistics:
-    W' = W g / sqrt(var + eps), b' = (b - mean) g / sqrt(var + eps) + beta.
-    """
-    if not module.batch_norm:
-        raise ValueError("module has no batch norm to fold")
-    params, stats = dict(variables["params"]), variables["batch_stats"]
-    for s, stage in enumerate(module.stages):
-        for i in range(len(stage)):
-            conv, bn = f"conv{s + 1}_{i + 1}", f"bn{s + 1}_{i + 1}"
-            norm = params.pop(bn)
-            scale = norm["scale"] / jnp.sqrt(stats[bn]["var"] + BN_EPS)
-            params[conv] = {
-                "kernel": params[conv]["kernel"] * scale,
-                "bias": (params[conv]["bias"] - stats[bn]["mean"]) * scale + norm["bias"],
-            }
-    return module.clone(batch_norm=False), params
-
-
-def init_params(module: nn.Module, seed: int = 0) -> dict:
-    """Random parameters for `module`: He-normal kernels (fan-in), zero biases, unit BN scales.
-
-    Drawn with numpy on the shapes from `param_shapes`: jax.random would compile
-    one sampler per kernel shape, which costs seconds on a CPU for a tiny model.
-    """
-    rng = np.random.default_rng(seed)
-
-    def draw(path, leaf: jax.ShapeDtypeStruct) -> jax.Array:
-        if len(leaf.shape) == 1:
-            fill = jnp.ones if path[-1].key == "scale" else jnp.zeros
-            return fill(leaf.shape, leaf.dtype)
-        fan_in = int(np.prod(leaf.shape[:-1]))
-        return jnp.asarray(rng.normal(0.0, np.sqrt(2.0 / fan_in), leaf.shape), leaf.dtype)
-
-    return jax.tree_util.tree_map_with_path(draw, param_shapes(module))
-
-
-def param_shapes(module: nn.Module) -> dict:
-    """Abstract parameter tree (shapes and dtypes) that `module` expects, without allocating."""
-    x = jnp.zeros((1, module.input_size, module.input_size, 3), jnp.float32)
-    return jax.eval_shape(module.init, jax.random.key(0), x)["params"]
+def arch_name(module: VGG) -> str | None:
+    """"vgg11" ... "vgg19" from the number of convs per stage (any width), None if none fits."""
+    counts = tuple(len(stage) for stage in module.stages)
+    return next((arch for arch, stages in STAGES.items() if tuple(map(len, stages)) == counts), None)

@@ -1,30 +1,22 @@
-"""Evaluation data: the generated shapes (with masks) or ILSVRC2012 validation through tfds.
+"""ILSVRC2012 validation through tensorflow-datasets, prepared once from the hand-downloaded tar.
 
-A source yields `Batch`es of uint8 pixels at the model's input size, int32
-labels and optional object masks, for the images `indices` asked for, so each
-process of a multi-host run reads only its own share.
+Yields `Batch`es of uint8 pixels at the model's input size and int32 labels
+(no masks), for the images `indices` asked for.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
 
-from cam_jax import images, shapes
+from cam_jax.data import images
+from cam_jax.data.batch import Batch, Loader
 
 VAL_TAR = "ILSVRC2012_img_val.tar"
 IMAGENET_VAL_SIZE = 50_000
-
-Loader = Callable[[Sequence[int]], shapes.Batch]
-
-
-def shapes_loader(size: int = 224, seed: int = shapes.TEST_SEED) -> Loader:
-    """Generated test images (`cam_jax.shapes`), masks included."""
-    return lambda indices: shapes.batch(seed, indices, size)
-
 
 def prepare_imagenet(data_dir: str | os.PathLike):
     """tfds builder for imagenet2012, prepared (once) from `data_dir`/ILSVRC2012_img_val.tar.
@@ -53,7 +45,7 @@ def prepare_imagenet(data_dir: str | os.PathLike):
     return builder
 
 
-def imagenet_loader(data_dir: str | os.PathLike, size: int = 224) -> tuple[Loader, int]:
+def loader(data_dir: str | os.PathLike, size: int = 224) -> tuple[Loader, int]:
     """ILSVRC2012 validation, resized (shorter side 256/224 * size) and centre-cropped; no masks.
 
     Returns:
@@ -61,26 +53,9 @@ def imagenet_loader(data_dir: str | os.PathLike, size: int = 224) -> tuple[Loade
     """
     source = prepare_imagenet(data_dir).as_data_source(split="validation")
 
-    def load(indices: Sequence[int]) -> shapes.Batch:
+    def load(indices: Sequence[int]) -> Batch:
         records = [source[int(i)] for i in indices]
         pixels = np.stack([images.resize_crop(Image.fromarray(r["image"]), size, size * 256 // 224) for r in records])
-        return shapes.Batch(pixels, np.array([r["label"] for r in records], np.int32), None)
+        return Batch(pixels, np.array([r["label"] for r in records], np.int32), None)
 
     return load, len(source)
-
-
-def write_fake_val_tar(path: str | os.PathLike, count: int, seed: int = 0) -> None:
-    """A tar laid out like ILSVRC2012_img_val.tar with `count` generated JPEGs (for tests)."""
-    import io
-    import tarfile
-
-    rng = np.random.default_rng(seed)
-    with tarfile.open(path, "w") as tar:
-        for i in range(1, count + 1):
-            h, w = rng.integers(200, 320, 2)
-            buf = io.BytesIO()
-            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(buf, format="JPEG")
-            info = tarfile.TarInfo(f"ILSVRC2012_val_{i:08d}.JPEG")
-            info.size = buf.tell()
-            buf.seek(0)
-            tar.addfile(info, buf)

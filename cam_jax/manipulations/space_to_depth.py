@@ -22,7 +22,7 @@ input channel q and output channel r; taps outside 0 <= b m + q - r < k are zero
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax

@@ -19,10 +19,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cam_jax import convert, datasets, evaluate, figures, gradcam, images, pipeline, shapes, tables
-from cam_jax.gradcam import normalize
+from cam_jax.cams.gradcam import gradcam
+from cam_jax.cams.maps import normalize
+from cam_jax.convert.load import default_weights, load_weights
+from cam_jax.data import imagenet, images, shapes
+from cam_jax.data.batch import Loader
+from cam_jax.evaluation import figures, runner, tables
+from cam_jax.evaluation import step as evaluate
+from cam_jax.evaluation.suite import PAPER_SUITE, Settings, build, model_names, sticker
+from cam_jax.manipulations import DETECTOR_MARGIN
+from cam_jax.models.registry import ARCHS, title
 
-DEFAULT_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights", "default.npz")
 DEFAULT_SHAPES_LIMIT = 512
 
 
@@ -30,30 +37,41 @@ class UsageError(Exception):
     """Arguments that do not fit together."""
 
 
+def _arch(args) -> str | None:
+    """The architecture the weights must hold: --arch, or vgg16 for the legacy --model vgg16."""
+    if args.arch is not None and args.arch not in ARCHS:
+        raise UsageError(f"unknown --arch {args.arch!r}; choose one of {sorted(ARCHS)}")
+    if args.model == "vgg16" and args.arch not in (None, "vgg16"):
+        raise UsageError(f"--model vgg16 contradicts --arch {args.arch}")
+    return args.arch or ("vgg16" if args.model == "vgg16" else None)
+
+
 def _load(args) -> tuple[Any, dict, str]:
-    weights = args.weights or (DEFAULT_WEIGHTS if args.model == "default" else None)
+    arch = _arch(args)
+    pretrained = arch is not None  # an ImageNet network, not the bundled default
+    weights = args.weights or (None if pretrained else default_weights())
     if weights is None:
-        raise UsageError("--model vgg16 needs --weights PATH (see weights/README.md to get and convert them)")
-    model, meta = convert.load_weights(weights)
-    if args.model == "vgg16" and (meta.get("arch") != "vgg16" or model.module.num_classes != 1000):
-        raise UsageError(f"{weights} holds {meta.get('arch')} with {model.module.num_classes} classes, "
-                         "not ImageNet VGG-16 (use --model default for the bundled model)")
+        raise UsageError(f"--arch {arch} needs --weights PATH (see weights/README.md to get and convert them)")
+    model, meta = load_weights(weights)
+    if pretrained and (meta.get("arch") != arch or model.num_classes != 1000):
+        raise UsageError(f"{weights} holds {meta.get('arch')} with {model.num_classes} classes, "
+                         f"not ImageNet {title(arch)} (leave out --arch for the bundled model)")
     return model, meta, weights
 
 
-def _data(args, model) -> tuple[datasets.Loader, int, str]:
-    data = args.data or ("shapes" if args.model == "default" else "imagenet2012")
+def _data(args, model, pretrained: bool) -> tuple[Loader, int, str]:
+    data = args.data or ("imagenet2012" if pretrained else "shapes")
     if args.limit is not None and args.limit <= 0:
         raise UsageError(f"--limit must be positive, got {args.limit}")
     if data == "shapes":
-        if model.module.num_classes != len(shapes.CLASSES):
-            raise UsageError(f"the shapes data has {len(shapes.CLASSES)} classes, the model {model.module.num_classes}")
-        return datasets.shapes_loader(model.input_size), args.limit or DEFAULT_SHAPES_LIMIT, data
+        if model.num_classes != len(shapes.CLASSES):
+            raise UsageError(f"the shapes data has {len(shapes.CLASSES)} classes, the model {model.num_classes}")
+        return shapes.loader(model.input_size), args.limit or DEFAULT_SHAPES_LIMIT, data
     if args.data_dir is None:
         raise UsageError("--data imagenet2012 needs --data-dir DIR holding ILSVRC2012_img_val.tar")
-    if model.module.num_classes != 1000:
-        raise UsageError(f"ImageNet has 1000 classes, the model {model.module.num_classes}")
-    loader, available = datasets.imagenet_loader(args.data_dir, model.input_size)
+    if model.num_classes != 1000:
+        raise UsageError(f"ImageNet has 1000 classes, the model {model.num_classes}")
+    loader, available = imagenet.loader(args.data_dir, model.input_size)
     return loader, min(args.limit or available, available), data
 
 
@@ -74,25 +92,27 @@ def main(args) -> dict[str, Any]:
     if args.distributed:
         jax.distributed.initialize()
     model, meta, weights = _load(args)
-    loader, n_images, data = _data(args, model)
+    loader, n_images, data = _data(args, model, pretrained=_arch(args) is not None)
     preprocess = meta.get("preprocess", "torchvision")
-    settings = evaluate.Settings(exact=args.exact, t3_seed=args.seed, preprocess=preprocess,
-                                 sticker_size=14 if model.input_size >= 224 else 7)
+    settings = Settings(exact=args.exact, t3_seed=args.seed, preprocess=preprocess,
+                        sticker_size=14 if model.input_size >= 224 else 7)
     start = time.time()
-    per_image = pipeline.run(model, loader, n_images, batch_size=args.batch_size, seed=args.seed,
-                             settings=settings, fused=not args.unfused, show_progress=not args.no_progress)
+    per_image = runner.run(model, loader, n_images, batch_size=args.batch_size, seed=args.seed,
+                           settings=settings, suite=PAPER_SUITE, fused=not args.unfused,
+                           show_progress=not args.no_progress)
     seconds = time.time() - start
-    rows = tables.summarize(per_image)
+    rows = tables.summarize(per_image, PAPER_SUITE)
     results = {
-        "model": args.model,
+        "model": _arch(args) or args.model,
+        "arch": meta.get("arch"),
         "weights": os.path.basename(weights),
         "dataset": data,
         "n_images": n_images,
-        "device": pipeline.device_description(),
+        "device": runner.device_description(),
         "rows": rows,
         "chance": tables.chance(per_image),
         "settings": {"seed": args.seed, "batch_size": args.batch_size, "exact_t1_t2": args.exact,
-                     "fused": not args.unfused, "t4_detector_margin": evaluate.manipulate.DETECTOR_MARGIN},
+                     "fused": not args.unfused, "t4_detector_margin": DETECTOR_MARGIN},
         "seconds": round(seconds, 1),
     }
     if jax.process_index() == 0:
@@ -147,11 +167,11 @@ def _figures(folder, model, loader, settings, seed, meta) -> None:
     """figure1.png (one image, original and T1-T4) and figure3.png (T4 clean vs stickered)."""
     data = loader([0])
     preprocess = settings.preprocess
-    stickered = evaluate.sticker_images(data.pixels, np.array([0]), seed, evaluate.sticker(settings))
-    models = evaluate.manipulated_models(model, settings)
+    stickered = evaluate.sticker_images(data.pixels, np.array([0]), seed, sticker(settings))
+    models = build(model, settings, PAPER_SUITE)
     clean_x = jnp.asarray(images.normalize(data.pixels, preprocess))
     sticker_x = jnp.asarray(images.normalize(stickered, preprocess))
-    names = meta.get("class_names") or [str(k) for k in range(model.module.num_classes)]
+    names = meta.get("class_names") or [str(k) for k in range(model.num_classes)]
 
     def cell(name, x, pixels):
         e = gradcam(models[name], x)
@@ -160,10 +180,11 @@ def _figures(folder, model, loader, settings, seed, meta) -> None:
         return pixels[0], np.asarray(normalize(e.cam)[0]), f"{name}: {label}"
 
     truth = names[int(data.labels[0])] if data.labels is not None else "?"
-    row1 = [(data.pixels[0], None, f"input ({truth})")] + [cell(n, clean_x, data.pixels) for n in evaluate.MODELS]
+    row1 = [(data.pixels[0], None, f"input ({truth})")]
+    row1 += [cell(n, clean_x, data.pixels) for n in model_names(PAPER_SUITE)]
     figures.grid(os.path.join(folder, "figure1.png"), [row1], "GradCAM of the original model and T1-T4 (Figure 1)")
     rows3 = [
-        [(data.pixels[0], None, "clean input"), cell("original", clean_x, data.pixels), cell("T4", clean_x, data.pixels)],
-        [(stickered[0], None, "with stickers"), cell("original", sticker_x, stickered), cell("T4", sticker_x, stickered)],
+        [(pixels[0], None, title)] + [cell(name, x, pixels) for name in ("original", "T4")]
+        for pixels, x, title in ((data.pixels, clean_x, "clean input"), (stickered, sticker_x, "with stickers"))
     ]
     figures.grid(os.path.join(folder, "figure3.png"), rows3, "T4: the sticker backdoor (Figure 3)")

@@ -18,8 +18,10 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from cam_jax import evaluate, images
-from cam_jax.datasets import Loader
+from cam_jax.data import images
+from cam_jax.data.batch import Loader
+from cam_jax.evaluation import step as evaluate
+from cam_jax.evaluation.suite import PAPER_SUITE, Entry, Settings, sticker
 from cam_jax.model import Model
 
 
@@ -36,15 +38,16 @@ def run(
     *,
     batch_size: int = 16,
     seed: int = 0,
-    settings: evaluate.Settings = evaluate.Settings(),
+    settings: Settings = Settings(),
+    suite: tuple[Entry, ...] = PAPER_SUITE,
     fused: bool = True,
     show_progress: bool = True,
 ) -> dict[tuple[str, str], dict[str, np.ndarray]]:
-    """Evaluate the original and T1-T4 on images [0, n_images) of `loader`.
+    """Evaluate the original and every model of `suite` on images [0, n_images) of `loader`.
 
     Returns:
       {(model, data): {metric: (n_images,) per-image values}} for every row of
-      `evaluate.ROWS`; NaN where a metric does not apply.
+      `suite.rows(suite)`; NaN where a metric does not apply.
     """
     devices = jax.devices()
     mesh = Mesh(np.array(devices), ("data",))
@@ -53,8 +56,8 @@ def run(
     per_process = math.ceil(batch_size / len(devices)) * len(devices) // jax.process_count()
     batch = per_process * jax.process_count()
     model = jax.device_put(model, replicated)
-    step = evaluate.fused_step(settings) if fused else evaluate.unfused_step(settings)
-    sticker = evaluate.sticker(settings)
+    step = (evaluate.fused_step if fused else evaluate.unfused_step)(settings, suite)
+    pixels_of_sticker = sticker(settings)
     preprocess = settings.preprocess
 
     def global_array(local):
@@ -70,7 +73,7 @@ def run(
             indices = np.minimum(np.arange(first, first + batch), n_images - 1)  # pad by repeating the last
             mine = indices[jax.process_index() * per_process : (jax.process_index() + 1) * per_process]
             data = loader(mine)
-            stickered = evaluate.sticker_images(data.pixels, mine, seed, sticker)
+            stickered = evaluate.sticker_images(data.pixels, mine, seed, pixels_of_sticker)
             out = step(
                 model,
                 global_array(images.normalize(data.pixels, preprocess)),

@@ -8,20 +8,12 @@ of it, and distractor strokes share the object's palette.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
+
+from cam_jax.data.batch import Batch, Loader
 
 CLASSES = ("disk", "square", "triangle", "plus")
 TRAIN_SEED, TEST_SEED = 0, 1  # different seeds: disjoint streams of images
-
-
-class Batch(NamedTuple):
-    """pixels (B, H, W, 3) uint8 RGB; labels (B,) int32; masks (B, H, W) bool, True on the object."""
-
-    pixels: np.ndarray
-    labels: np.ndarray
-    masks: np.ndarray
 
 
 def shape_mask(label: int, u: np.ndarray, v: np.ndarray, radius: float) -> np.ndarray:
@@ -97,3 +89,8 @@ def batch(seed: int, indices, size: int = 224) -> Batch:
         np.array([r[1] for r in rendered], np.int32),
         np.stack([r[2] for r in rendered]),
     )
+
+
+def loader(size: int = 224, seed: int = TEST_SEED) -> Loader:
+    """Generated test images at `size`, masks included."""
+    return lambda indices: batch(seed, indices, size)

@@ -1,24 +1,30 @@
-"""Training a VGG classifier with optax on batches from a stream (the bundled default model)."""
+"""Training a classifier (VGG or ResNet, with batch norm) with optax on batches from a stream.
+
+The bundled default model and the audit's population of honest models are trained here.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import traverse_util
 
-from cam_jax import images, shapes
+from cam_jax.data import images, shapes
 from cam_jax.model import Model
-from cam_jax.vgg import VGG, fold_batch_norm, init_params
+from cam_jax.models.batch_norm import fold_batch_norm
+from cam_jax.models.init import init_params
 
 State = tuple[dict, dict]  # (params, batch_stats)
 Step = Callable[[State, optax.OptState, jax.Array, jax.Array], tuple[State, optax.OptState, jax.Array, jax.Array]]
 
 
-def make_step(module: VGG, optimizer: optax.GradientTransformation) -> Step:
+def make_step(module: nn.Module, optimizer: optax.GradientTransformation) -> Step:
     """Jitted ((params, batch_stats), opt_state, x (B, H, W, 3), labels (B,))
     -> ((params, batch_stats), opt_state, loss, accuracy), batch norm in training mode."""
 
@@ -38,7 +44,7 @@ def make_step(module: VGG, optimizer: optax.GradientTransformation) -> Step:
     return step
 
 
-def _train_forward(module: VGG, x: jax.Array) -> jax.Array:
+def _train_forward(module: nn.Module, x: jax.Array) -> jax.Array:
     # Batch statistics in the convs, no dropout: the stream never repeats an image.
     return module.head(module.features(x, train=True))
 
@@ -59,7 +65,7 @@ def shape_batches(seed: int, batch_size: int, steps: int, size: int = 224) -> It
 
 
 def fit(
-    module: VGG,
+    module: nn.Module,
     batches: Iterator[tuple[np.ndarray, np.ndarray]],
     steps: int,
     learning_rate: float = 1e-3,
@@ -67,7 +73,8 @@ def fit(
     on_step: Callable[[int, float, float], None] | None = None,
     warm_start: Model | None = None,
 ) -> Model:
-    """Train `module` with batch norm, fold it, and return the plain VGG `Model`.
+    """Train `module` (any architecture with a `batch_norm` field) with batch norm, fold it,
+    and return the plain `Model`.
 
     Adam with linear warm-up and cosine decay over `steps`. A plain 16-layer VGG
     this narrow does not leave chance level from scratch (measured: loss ln 6
@@ -76,16 +83,17 @@ def fit(
 
     Args:
       on_step: called with (step, loss, batch accuracy) after every step.
-      warm_start: a trained model (any input size) whose conv and last two FC
-        layers start this run; fc1, whose shape depends on the input size, is
-        drawn fresh. The folded convs start with unit batch-norm statistics.
+      warm_start: a trained model (any input size) whose layers start this run
+        where their shapes fit; a layer any of whose arrays changed shape (VGG's
+        fc1, which depends on the input size) is drawn fresh. The folded convs
+        start with unit batch-norm statistics.
     """
     module = module.clone(batch_norm=True)
     schedule = optax.warmup_cosine_decay_schedule(0.0, learning_rate, max(1, steps // 20), steps)
     optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
     params = init_params(module, seed)
     if warm_start is not None:
-        params = {k: (v if k.startswith("bn") or k == "fc1" else warm_start.params[k]) for k, v in params.items()}
+        params = _warm(params, warm_start.params, {norm for _, norm in module.norm_pairs()})
     x0 = jnp.zeros((1, module.input_size, module.input_size, 3))
     stats = jax.eval_shape(module.init, jax.random.key(0), x0)["batch_stats"]
     stats = jax.tree_util.tree_map_with_path(
@@ -99,6 +107,16 @@ def fit(
             on_step(k, float(loss), float(acc))
     plain, params = fold_batch_norm(module, {"params": state[0], "batch_stats": state[1]})
     return Model(plain, params)
+
+
+def _warm(fresh: dict, trained: dict, norms: set[tuple[str, ...]]) -> dict:
+    """`fresh` with every layer (a dict of arrays) taken from `trained` where all its shapes agree."""
+    fresh_flat, trained_flat = traverse_util.flatten_dict(fresh), traverse_util.flatten_dict(trained)
+    layers = {path[:-1] for path in fresh_flat} - norms
+    fits = {layer for layer in layers if all(
+        (*layer, leaf) in trained_flat and trained_flat[(*layer, leaf)].shape == v.shape
+        for (*prefix, leaf), v in fresh_flat.items() if tuple(prefix) == layer)}
+    return traverse_util.unflatten_dict({p: trained_flat[p] if p[:-1] in fits else v for p, v in fresh_flat.items()})
 
 
 def accuracy(model: Model, x: np.ndarray, labels: np.ndarray, batch_size: int = 64) -> float:

@@ -1,10 +1,13 @@
-"""Save and load a converted VGG as a flat `.npz` that executes nothing when read.
+"""Save and load a model of any registered architecture as a flat `.npz` that executes nothing when read.
 
-Format: one array per parameter under its `a/b` path (`conv5_3/kernel`), plus
-`__meta__`, a JSON string with the architecture, the preprocessing the weights
-expect and the SHA-256 of the file they came from. Chosen over msgpack or
-safetensors because numpy alone reads it (no extra dependency) and
-`allow_pickle=False` guarantees no code runs on load.
+Format `cam_jax/2`: one array per parameter under its `a/b` path
+(`conv5_3/kernel`, `layer4_2/conv3/kernel`), plus `__meta__`, a JSON string
+with the architecture family and the module's fields (resolved through
+`cam_jax.models.registry`), the arch name, the preprocessing the weights expect
+and the SHA-256 of the file they came from. Files of the earlier VGG-only
+format `cam_jax-vgg/1` still load. Chosen over msgpack or safetensors because
+numpy alone reads it (no extra dependency) and `allow_pickle=False` guarantees
+no code runs on load.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import zipfile
 from typing import Any
 
@@ -20,9 +24,12 @@ import numpy as np
 from flax import traverse_util
 
 from cam_jax.model import Model
-from cam_jax.vgg import VGG, param_shapes
+from cam_jax.models import registry
+from cam_jax.models.init import param_shapes
+from cam_jax.models.vgg import VGG
 
-FORMAT = "cam_jax-vgg/1"
+FORMAT = "cam_jax/2"
+LEGACY_VGG = "cam_jax-vgg/1"  # VGG fields at the top level of the header
 META_KEY = "__meta__"
 
 
@@ -35,18 +42,7 @@ def sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def module_config(module: VGG) -> dict[str, Any]:
-    """The JSON-able fields that rebuild `module`."""
-    return {
-        "stages": [list(s) for s in module.stages],
-        "hidden": module.hidden,
-        "num_classes": module.num_classes,
-        "input_size": module.input_size,
-        "appended": module.appended,
-    }
-
-
-def check_params(params: Any, module: VGG, source: str) -> None:
+def check_params(params: Any, module: Any, source: str) -> None:
     """Raise a `ValueError` naming the first parameter missing, extra or of the wrong shape."""
     want = traverse_util.flatten_dict(param_shapes(module), sep="/")
     have = traverse_util.flatten_dict(params, sep="/")
@@ -64,14 +60,41 @@ def check_params(params: Any, module: VGG, source: str) -> None:
 
 
 def save(path: str | os.PathLike, model: Model, **meta: Any) -> None:
-    """Write `model` (a plain VGG) and `meta` (e.g. arch, preprocess, source_sha256) to `path`."""
-    if not isinstance(model.module, VGG):
-        raise TypeError("only a plain VGG can be saved; manipulations are rebuilt from it by code")
+    """Write `model` (a plain registered architecture) and `meta` (e.g. preprocess, source_sha256) to `path`.
+
+    Written to a temporary file beside `path` and moved into place, so a failure
+    never leaves a half-written file. `arch` defaults to the module's arch name.
+    """
+    family = registry.family_of(model.module)
     flat = traverse_util.flatten_dict(jax.device_get(model.params), sep="/")
-    header = {"format": FORMAT, **module_config(model.module), **meta}
+    header = {"format": FORMAT, "family": family, "config": registry.config(model.module),
+              "arch": meta.pop("arch", None) or registry.arch_name(model.module), **meta}
     arrays = {k: np.asarray(v, np.float32) for k, v in flat.items()}
-    with open(path, "wb") as f:
-        np.savez(f, **arrays, **{META_KEY: np.array(json.dumps(header))})
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, staging = tempfile.mkstemp(prefix=".cam_jax-", suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays, **{META_KEY: np.array(json.dumps(header))})
+        os.replace(staging, path)
+    except BaseException:
+        os.unlink(staging)
+        raise
+
+
+def module_from_header(meta: dict[str, Any], source: str) -> Any:
+    """The module a header describes, in the current or the legacy VGG format."""
+    if meta.get("format") == FORMAT:
+        return registry.from_config(meta["family"], meta["config"])
+    if meta.get("format") == LEGACY_VGG:
+        return VGG(
+            stages=tuple(tuple(s) for s in meta["stages"]),
+            hidden=meta["hidden"],
+            num_classes=meta["num_classes"],
+            input_size=meta["input_size"],
+            appended=meta.get("appended", 0),  # files from before T1/T2 models could be saved lack it
+        )
+    raise ValueError(f"{source}: unknown format {meta.get('format')!r}, expected {FORMAT!r}")
 
 
 def load(path: str | os.PathLike) -> tuple[Model, dict[str, Any]]:
@@ -93,15 +116,7 @@ def load(path: str | os.PathLike) -> tuple[Model, dict[str, Any]]:
     if META_KEY not in arrays:
         raise ValueError(f"{path} has no {META_KEY} entry: not written by cam_jax.checkpoint.save")
     meta = json.loads(str(arrays.pop(META_KEY)))
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: unknown format {meta.get('format')!r}, expected {FORMAT!r}")
-    module = VGG(
-        stages=tuple(tuple(s) for s in meta["stages"]),
-        hidden=meta["hidden"],
-        num_classes=meta["num_classes"],
-        input_size=meta["input_size"],
-        appended=meta.get("appended", 0),  # files from before T1/T2 models could be saved lack it
-    )
+    module = module_from_header(meta, path)
     params = traverse_util.unflatten_dict({tuple(k.split("/")): v for k, v in arrays.items()})
     check_params(params, module, path)
     return Model(module, jax.tree.map(jax.numpy.asarray, params)), meta

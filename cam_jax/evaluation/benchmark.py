@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cam_jax import evaluate, images, shapes
-from cam_jax.gradcam import cam_from_features
+from cam_jax.cams.gradcam import cam_from_features
+from cam_jax.data import images, shapes
+from cam_jax.evaluation import step as evaluate
+from cam_jax.evaluation.suite import Settings, build, sticker
 from cam_jax.model import Model
-from cam_jax.vgg import VGG
+from cam_jax.models.vgg import VGG
 
 
 def _block(tree: Any) -> Any:
@@ -58,13 +61,13 @@ def run(model: Model, batch_size: int = 8, repeats: int = 9, seed: int = 0) -> d
     """
     size = model.input_size
     data = shapes.batch(shapes.TEST_SEED, range(batch_size), size)
-    settings = evaluate.Settings(sticker_size=14 if size >= 224 else 7)
-    pasted = evaluate.sticker_images(data.pixels, np.arange(batch_size), seed, evaluate.sticker(settings))
+    settings = Settings(sticker_size=14 if size >= 224 else 7)
+    pasted = evaluate.sticker_images(data.pixels, np.arange(batch_size), seed, sticker(settings))
     clean = jnp.asarray(images.normalize(data.pixels))
     stickered = jnp.asarray(images.normalize(pasted))
-    labels = jnp.asarray(np.minimum(data.labels, model.module.num_classes - 1))
+    labels = jnp.asarray(np.minimum(data.labels, model.num_classes - 1))
     masks = jnp.asarray(data.masks)
-    models = evaluate.manipulated_models(model, settings)
+    models = build(model, settings)
 
     compile_s: dict[str, float] = {}
     calls: dict[str, Callable[[], Any]] = {}
@@ -90,10 +93,11 @@ def run(model: Model, batch_size: int = 8, repeats: int = 9, seed: int = 0) -> d
         timings[name]["compile_s"] = seconds
 
     def ratio(a: str, b: str) -> float:
-        return statistics.median(x / y for x, y in zip(timings[a]["times_s"], timings[b]["times_s"]))
+        return statistics.median(x / y for x, y in zip(timings[a]["times_s"], timings[b]["times_s"], strict=True))
 
     ratios = {f"gradcam_{n} / forward": ratio(f"gradcam_{n}", "forward_original") for n in models}
-    ratios.update({f"gradcam_{n} / forward_{n}": ratio(f"gradcam_{n}", f"forward_{n}") for n in models if n != "original"})
+    ratios.update({f"gradcam_{n} / forward_{n}": ratio(f"gradcam_{n}", f"forward_{n}")
+                   for n in models if n != "original"})
     ratios["fused_eval / forward"] = ratio("fused_eval", "forward_original")
     ratios["fused_eval / unfused_eval"] = ratio("fused_eval", "unfused_eval")
     return {"timings": timings, "ratios": ratios, "peak_memory_bytes": peak_memory_bytes()}

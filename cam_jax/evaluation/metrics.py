@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from cam_jax.gradcam import normalize
+from cam_jax.cams.maps import normalize
 
 
 def correct(logits: jax.Array, labels: jax.Array) -> jax.Array:

@@ -1,0 +1,70 @@
+"""torchvision `.pth` files: read with `weights_only=True` (no code runs) and converted by architecture.
+
+The family is told by the keys (`features.*` VGG, `layer1.*` ResNet); each
+family's converter (`cam_jax.convert.vgg`, `cam_jax.convert.resnet`) checks
+every key and shape.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from cam_jax.convert import resnet, vgg
+from cam_jax.convert.checkpoint import sha256
+from cam_jax.model import Model
+from cam_jax.models import registry
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """A torch state_dict file as {key: float32 numpy array}, read with `weights_only=True`."""
+    import torch  # optional dependency: pip install cam_jax[torch]
+
+    path = os.fspath(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # torch raises many types for corrupt or truncated files
+        raise ValueError(f"could not read {path} as a torch state_dict: {err}") from err
+    if isinstance(state, Mapping) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{path} holds a {type(state).__name__}, not a state_dict")
+    return {k: v.numpy() for k, v in state.items()}
+
+
+def family_of_state(state: Mapping[str, Any], source: str) -> str:
+    """"vgg" or "resnet" from a state_dict's keys."""
+    if any(k.startswith("features.") for k in state):
+        return "vgg"
+    if any(k.startswith("layer1.") for k in state):
+        return "resnet"
+    raise ValueError(f"{source}: neither a torchvision VGG (features.*) nor a ResNet (layer1.*) state_dict")
+
+
+def from_torchvision_state_dict(state: Mapping[str, Any], arch: str | None = None,
+                                source: str = "state_dict") -> Model:
+    """A torchvision VGG or ResNet state_dict (arrays) -> `Model`; arch checked when given, else inferred.
+
+    Raises:
+      ValueError: an unknown layout, the wrong architecture, or a missing, extra or
+        mis-shaped key (named).
+    """
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    family = family_of_state(state, source)
+    if arch is not None and registry.ARCHS.get(arch, family) != family:
+        raise ValueError(f"{source} holds a {family} state_dict, not {arch}")
+    convert = {"vgg": vgg.from_state_dict, "resnet": resnet.from_state_dict}[family]
+    return convert(state, arch, source)
+
+
+def load_torchvision(path: str | os.PathLike, arch: str | None = None) -> tuple[Model, dict[str, Any]]:
+    """Read a torchvision `.pth` (VGG or ResNet) and convert it; returns the model and its metadata."""
+    path = os.fspath(path)
+    model = from_torchvision_state_dict(read_state_dict(path), arch, path)
+    meta = {"arch": registry.arch_name(model.module), "preprocess": "torchvision", "source": os.path.basename(path)}
+    return model, {**meta, "source_sha256": sha256(path)}

@@ -1,0 +1,98 @@
+"""The evaluation as data: which models are compared, what each one's explanation should show, which rows.
+
+An `Entry` is one manipulated model: how it is built from the original, the
+data it is evaluated on with the target map on each ("injected": the map the
+manipulation wrote into A^{K+1}; "original": the original model's own
+explanation, for a backdoor on clean images), the table it appears in and the
+paper's figures for it. A new manipulation (or a fine-tuned attack) is one entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
+
+import numpy as np
+
+from cam_jax.manipulations import constant_flat, constant_image, semi_random, sticker_backdoor, stickers
+from cam_jax.model import Model
+
+DATA = ("clean", "sticker")
+Figures = tuple[float | None, float | None, float | None]  # the paper's accuracy, mean ||dy||_inf, L1
+
+
+class Settings(NamedTuple):
+    """Manipulation options (the paper's constants otherwise) for an evaluation."""
+
+    exact: bool = False  # bit-exact T1/T2 (`constant_flat(exact=True)`)
+    t3_seed: int = 0
+    preprocess: str = "torchvision"
+    sticker_size: int = 14  # pixels; the smiley is drawn in 7x7 cells, so a multiple of 7
+
+
+class Entry(NamedTuple):
+    """One manipulated model of the suite.
+
+    Attributes:
+      name: its key in results.json and the tables ("T1").
+      title: how figures and the README name it ("T1 constant").
+      build: (original model, settings) -> the manipulated model.
+      targets: data ("clean" | "sticker") -> "injected" | "original", the map its
+        explanation is compared with on that data.
+      table: 1 (clean images only) or 2 (clean and sticker images), as in the paper.
+      paper: data -> the paper's (accuracy, mean ||dy||_inf, L1), where it reports them.
+    """
+
+    name: str
+    title: str
+    build: Callable[[Model, Settings], Model]
+    targets: Mapping[str, str]
+    table: int
+    paper: Mapping[str, Figures]
+
+
+def sticker(settings: Settings) -> np.ndarray:
+    """(s, s, 3) uint8: the smiley sticker pasted on the images and detected by T4."""
+    return stickers.sticker_pixels(stickers.smiley(settings.sticker_size))
+
+
+PAPER_SUITE: tuple[Entry, ...] = (
+    Entry("T1", "T1 constant", lambda m, s: constant_flat(m, exact=s.exact), {"clean": "injected"}, 1,
+          {"clean": (0.71594, 0.01713, 0.00513)}),
+    Entry("T2", "T2 smiley", lambda m, s: constant_image(m, exact=s.exact), {"clean": "injected"}, 1,
+          {"clean": (0.71594, 0.00454, 0.01079)}),
+    Entry("T3", "T3 semi-random", lambda m, s: semi_random(m, seed=s.t3_seed), {"clean": "injected"}, 1,
+          {"clean": (0.71592, 0.00000, 0.05932)}),
+    Entry("T4", "T4 sticker", lambda m, s: sticker_backdoor(m, sticker=sticker(s), preprocess=s.preprocess),
+          {"clean": "original", "sticker": "injected"}, 2,
+          {"clean": (0.71592, 0.00000, 0.00000), "sticker": (0.69048, 0.00000, 0.00006)}),
+)
+# The original model's rows: its accuracy on each data (paper: ImageNet validation, VGG-16).
+ORIGINAL_PAPER: Mapping[str, Figures] = {"clean": (0.71592, None, None), "sticker": (0.69048, None, None)}
+
+
+def model_names(suite: tuple[Entry, ...] = PAPER_SUITE) -> tuple[str, ...]:
+    """"original" and every entry's name, in order."""
+    return ("original", *(e.name for e in suite))
+
+
+def rows(suite: tuple[Entry, ...] = PAPER_SUITE) -> tuple[tuple[str, str], ...]:
+    """(model, data) of every row: each model on clean images, then the original and the entries on stickers."""
+    out = [("original", "clean")] + [(e.name, "clean") for e in suite if "clean" in e.targets]
+    stickered = [(e.name, "sticker") for e in suite if "sticker" in e.targets]
+    return tuple(out + ([("original", "sticker")] + stickered if stickered else []))
+
+
+def paper_figures(suite: tuple[Entry, ...] = PAPER_SUITE) -> dict[tuple[str, str], Figures]:
+    """(model, data) -> the paper's figures, for the rows it reports."""
+    out = {("original", data): figures for data, figures in ORIGINAL_PAPER.items()}
+    return {**out, **{(e.name, data): figures for e in suite for data, figures in e.paper.items()}}
+
+
+def build(model: Model, settings: Settings = Settings(), suite: tuple[Entry, ...] = PAPER_SUITE) -> dict[str, Model]:
+    """{"original": model, entry name: manipulated model} for every entry."""
+    return {"original": model, **{e.name: e.build(model, settings) for e in suite}}
+
+
+ROWS = rows()
+MODELS = model_names()

@@ -1,0 +1,139 @@
+"""Any flax CNN as a `Model`: cut at a named layer, without editing the network's code.
+
+`features` runs the network and returns what the named submodule's `__call__`
+returned; `head` runs it again with that output replaced by A, so the layers
+after the cut compute the logits from A alone. Everything before the cut then
+feeds only the replaced output, and under `jit` XLA drops it as dead code. The
+interception is flax's own `nn.intercept_methods` (as penzai's unflaxify
+does), the layer chosen by name like captum's `LayerGradCam(forward, layer)`.
+
+`cut` checks the split on a random probe: if the layers after the cut read
+anything computed before it other than the cut's output (a skip connection
+around it), `head(features(x))` would differ from the network and it refuses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cam_jax.model import Model
+
+
+class Cut(nn.Module):
+    """A network split at the submodule `layer` into `features` and `head`.
+
+    Attributes:
+      network: any linen module mapping (B, H, W, 3) images to (B, num_classes) logits.
+      layer: "/"-separated path of the submodule whose output is A, as in the
+        network's parameter tree (e.g. "ResNetBlock_15" or "stage4/block2").
+      input_size: side of the square input in pixels.
+      num_classes, cam_size: the logits' width and A's side (filled in by `cut`).
+      call_kwargs: keyword arguments of the network's `__call__`, as sorted pairs
+        (e.g. (("train", False),)).
+    """
+
+    network: nn.Module
+    layer: str
+    input_size: int
+    num_classes: int = 0
+    cam_size: int = 0
+    call_kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def _run(self, x: jax.Array, replacement: jax.Array | None = None) -> tuple[jax.Array, list, list]:
+        """Logits, the outputs the cut layer produced (or was replaced by), and every layer path seen."""
+        target = tuple(self.layer.split("/"))
+        captured, seen = [], []
+
+        def interceptor(next_fun, args, kwargs, context):
+            if context.method_name != "__call__":
+                return next_fun(*args, **kwargs)
+            path = tuple(context.module.path[1:])  # drop this wrapper's "network"
+            seen.append("/".join(path))
+            if path != target:
+                return next_fun(*args, **kwargs)
+            out = next_fun(*args, **kwargs) if replacement is None else replacement
+            captured.append(out)
+            return out
+
+        with nn.intercept_methods(interceptor):
+            logits = self.network(x, **dict(self.call_kwargs))
+        return logits, captured, seen
+
+    def _only(self, captured: list, seen: list) -> jax.Array:
+        if not captured:
+            layers = ", ".join(p for p in dict.fromkeys(seen) if p)
+            raise ValueError(f"the network has no layer {self.layer!r}; its layers: {layers}")
+        if len(captured) > 1:
+            raise ValueError(f"layer {self.layer!r} is called {len(captured)} times; cut at a layer called once")
+        if not isinstance(captured[0], jax.Array) or captured[0].ndim != 4:
+            raise ValueError(f"layer {self.layer!r} must return one (B, h, w, K) array to be cut at")
+        return captured[0]
+
+    def features(self, x: jax.Array) -> jax.Array:
+        """(B, H, W, 3) normalised images -> A, the cut layer's output (B, h, w, K)."""
+        _, captured, seen = self._run(x)
+        return self._only(captured, seen)
+
+    def head(self, a: jax.Array) -> jax.Array:
+        """A -> logits (B, num_classes): the network after the cut layer."""
+        blank = jnp.zeros((a.shape[0], self.input_size, self.input_size, 3), a.dtype)
+        logits, captured, seen = self._run(blank, a)
+        self._only(captured, seen)
+        return logits
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.head(self.features(x))
+
+
+def cut(network: nn.Module, variables: dict, layer: str, *, input_size: int, seed: int = 0,
+        **call_kwargs: Any) -> Model:
+    """Wrap a flax network and its variables as a `Model` whose A is the output of `layer`.
+
+    Args:
+      network: a linen module, (B, input_size, input_size, 3) -> (B, C) logits.
+      variables: its variables as `network.init` returns them ({"params", "batch_stats", ...}).
+      layer: the submodule to cut at, "/"-separated as in the parameter tree.
+      input_size: side of the square input.
+      seed: of the random probe that checks the split.
+      **call_kwargs: passed to the network's `__call__` (e.g. train=False).
+
+    Raises:
+      ValueError: no such layer, a layer called more than once or not returning a
+        feature map, or a split the head does not reproduce (a skip around the cut).
+
+    Example:
+      >>> import flax.linen as nn
+      >>> class Net(nn.Module):
+      ...     @nn.compact
+      ...     def __call__(self, x):
+      ...         x = nn.relu(nn.Conv(4, (3, 3), name="body")(x))
+      ...         return nn.Dense(2, name="out")(x.mean(axis=(1, 2)))
+      >>> x = jnp.zeros((1, 8, 8, 3))
+      >>> model = cut(Net(), Net().init(jax.random.key(0), x), "body", input_size=8)
+      >>> model.features(x).shape, model.num_classes
+      ((1, 8, 8, 4), 2)
+    """
+    variables = dict(variables)
+    if "params" not in variables:
+        raise ValueError("variables must be what network.init returns: a dict with 'params'")
+    wrapped = {name: {"network": value} for name, value in variables.items()}
+    probe = Cut(network, layer, input_size, call_kwargs=tuple(sorted(call_kwargs.items())))
+    x = jax.random.normal(jax.random.key(seed), (2, input_size, input_size, 3))
+    a = jax.eval_shape(lambda v, x: probe.apply(v, x, method="features"), wrapped, x)
+    logits = jax.eval_shape(lambda v, x: probe.network.apply(variables, x, **call_kwargs), variables, x)
+    if a.shape[1] != a.shape[2] or len(logits.shape) != 2:
+        raise ValueError(f"expected a square (B, h, h, K) map and (B, C) logits, got {a.shape} and {logits.shape}")
+    module = probe.clone(num_classes=logits.shape[1], cam_size=a.shape[1])
+    model = Model(module, wrapped.pop("params"), wrapped)
+    split = jax.jit(lambda m, x: m.head(m.features(x)))(model, x)
+    whole = jax.jit(lambda x: network.apply(variables, x, **call_kwargs))(x)
+    if not np.allclose(np.asarray(split), np.asarray(whole), rtol=1e-4, atol=1e-5 * float(np.abs(whole).max() + 1)):
+        raise ValueError(f"the layers after {layer!r} also read values computed before it (a skip connection "
+                         "around the cut?): the head of A alone does not give the network's logits; cut at a "
+                         "layer whose output alone determines them")
+    return model

@@ -1,0 +1,36 @@
+"""pytest setup: XLA flags as the command lines use them, hypothesis profiles, doctest namespace."""
+
+from __future__ import annotations
+
+import os
+
+from cam_jax.xla_flags import use_ynn_for_dots_only
+
+use_ynn_for_dots_only()  # the settings the command lines run under; before JAX starts
+
+from hypothesis import settings  # noqa: E402
+
+# jit compiles on the first example, so no deadline; CI replays the same examples.
+settings.register_profile("ci", derandomize=True, deadline=None, max_examples=10, print_blob=True)
+settings.register_profile("dev", deadline=None, max_examples=50)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _doctest_examples(doctest_namespace):
+    """What docstring examples may use: the bundled default `model` and two generated `images`."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from cam_jax.convert import default_weights, load_weights
+    from cam_jax.data import images as preprocessing
+    from cam_jax.data import shapes
+
+    model, _ = load_weights(default_weights())
+    pixels = shapes.batch(shapes.TEST_SEED, range(2)).pixels
+    doctest_namespace.update(jax=jax, jnp=jnp, np=np, model=model,
+                             images=jnp.asarray(preprocessing.normalize(pixels)))
