@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from cam_jax import Model, gradcam, init_params
@@ -49,3 +50,39 @@ def test_resize_crop_matches_torchvision_recipe():
     # 512 * 256/300 = 437 wide; the 20-pixel band becomes ~17 pixels at the crop's centre
     bright = np.where(out[112, :, 0] > 128)[0]
     assert abs(bright.mean() - 111.5) < 1.5 and 14 <= len(bright) <= 19
+
+
+def test_explain_resnet50_pth_matches_torch(tmp_path):
+    """scripts/explain.py --arch resnet50 on a torchvision-layout .pth: maps and logits as torch computes them,
+    directly and after scripts/convert_weights.py."""
+    torch = pytest.importorskip("torch")
+    from cam_jax.models.resnet import BLOCKS
+    from cam_jax.testing import torch_cam, torch_resnet
+
+    net = torch_resnet(BLOCKS["resnet50"][1], True, width=8, num_classes=10, seed=3)
+    pth = tmp_path / "resnet50-random.pth"
+    torch.save(net.state_dict(), pth)
+    npz = tmp_path / "resnet50.npz"
+    subprocess.run([sys.executable, "scripts/convert_weights.py", str(pth), "--out", str(npz), "--arch", "resnet50"],
+                   check=True, capture_output=True)
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(2):
+        p = tmp_path / f"photo{i}.png"
+        Image.fromarray(rng.integers(0, 255, (260, 300, 3), dtype=np.uint8)).save(p)
+        paths.append(str(p))
+    x = np.stack([images.load(p, 224) for p in paths])
+    ref_logits, _, ref_cam = torch_cam(net.features, net.head, torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))
+    for weights in (pth, npz):
+        out = tmp_path / f"out_{weights.suffix[1:]}"
+        subprocess.run([sys.executable, "scripts/explain.py", *paths, "--weights", str(weights), "--arch", "resnet50",
+                        "--out", str(out)], check=True, capture_output=True)
+        for i in range(2):
+            np.testing.assert_allclose(np.load(out / f"photo{i}_logits.npy"), ref_logits[i],
+                                       atol=1e-4 * np.abs(ref_logits).max())
+            cam = np.load(out / f"photo{i}_gradcam.npy")
+            assert cam.shape == (7, 7) and ref_cam[i].max() > 0
+            np.testing.assert_allclose(cam, ref_cam[i], atol=1e-4 * ref_cam[i].max())
+    wrong = subprocess.run([sys.executable, "scripts/explain.py", paths[0], "--weights", str(pth), "--arch", "resnet18",
+                            "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert wrong.returncode == 1 and "looks like resnet50" in wrong.stderr

@@ -47,24 +47,32 @@ def family_of_state(state: Mapping[str, Any], source: str) -> str:
 
 
 def from_torchvision_state_dict(state: Mapping[str, Any], arch: str | None = None,
-                                source: str = "state_dict") -> Model:
+                                source: str = "state_dict", input_size: int | None = None) -> Model:
     """A torchvision VGG or ResNet state_dict (arrays) -> `Model`; arch checked when given, else inferred.
 
+    `input_size`: the side the model explains at. A VGG's is fixed by fc1 (an
+    other value is an error); a ResNet takes any multiple of 32 (default 224).
+
     Raises:
-      ValueError: an unknown layout, the wrong architecture, or a missing, extra or
-        mis-shaped key (named).
+      ValueError: an unknown layout, the wrong architecture or input size, or a
+        missing, extra or mis-shaped key (named).
     """
     state = {k.removeprefix("module."): v for k, v in state.items()}
     family = family_of_state(state, source)
     if arch is not None and registry.ARCHS.get(arch, family) != family:
         raise ValueError(f"{source} holds a {family} state_dict, not {arch}")
-    convert = {"vgg": vgg.from_state_dict, "resnet": resnet.from_state_dict}[family]
-    return convert(state, arch, source)
+    if family == "resnet":
+        return resnet.from_state_dict(state, arch, source, input_size or 224)
+    model = vgg.from_state_dict(state, arch, source)
+    if input_size not in (None, model.input_size):
+        raise ValueError(f"{source}: this VGG's fc1 fixes its input at {model.input_size} pixels, not {input_size}")
+    return model
 
 
-def load_torchvision(path: str | os.PathLike, arch: str | None = None) -> tuple[Model, dict[str, Any]]:
+def load_torchvision(path: str | os.PathLike, arch: str | None = None,
+                     input_size: int | None = None) -> tuple[Model, dict[str, Any]]:
     """Read a torchvision `.pth` (VGG or ResNet) and convert it; returns the model and its metadata."""
     path = os.fspath(path)
-    model = from_torchvision_state_dict(read_state_dict(path), arch, path)
+    model = from_torchvision_state_dict(read_state_dict(path), arch, path, input_size)
     meta = {"arch": registry.arch_name(model.module), "preprocess": "torchvision", "source": os.path.basename(path)}
     return model, {**meta, "source_sha256": sha256(path)}

@@ -31,7 +31,9 @@ from cam_jax.model import Model
 
 
 def _wrap(combinator: type, base: Model, name: str, branch, branch_params) -> Model:
-    return Model(combinator(base.module, branch), {"base": base.params, name: branch_params})
+    """`combinator(base, branch)`: the base's variables nest under "base", every collection alike."""
+    collections = {key: {"base": value} for key, value in base.collections.items()}
+    return Model(combinator(base.module, branch), {"base": base.params, name: branch_params}, collections)
 
 
 def _scalar(value: float, model: Model) -> jax.Array:

@@ -47,12 +47,13 @@ class Cut(nn.Module):
     def _run(self, x: jax.Array, replacement: jax.Array | None = None) -> tuple[jax.Array, list, list]:
         """Logits, the outputs the cut layer produced (or was replaced by), and every layer path seen."""
         target = tuple(self.layer.split("/"))
+        own = len(self.path) + 1  # this wrapper's place (under combinators too) and its "network"
         captured, seen = [], []
 
         def interceptor(next_fun, args, kwargs, context):
             if context.method_name != "__call__":
                 return next_fun(*args, **kwargs)
-            path = tuple(context.module.path[1:])  # drop this wrapper's "network"
+            path = tuple(context.module.path[own:])
             seen.append("/".join(path))
             if path != target:
                 return next_fun(*args, **kwargs)
