@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -62,8 +63,8 @@ def network():
     variables = net.init(jax.random.key(1), x, train=False)
     rng = np.random.default_rng(0)  # non-trivial running statistics, so eval-mode batch norm matters
     stats = jax.tree_util.tree_map_with_path(
-        lambda p, s: jnp.asarray(rng.uniform(0.5, 1.5, s.shape) if p[-1].key == "var" else rng.uniform(-0.1, 0.1, s.shape),
-                                 s.dtype), variables["batch_stats"])
+        lambda p, s: jnp.asarray(rng.uniform(0.5, 1.5, s.shape) if p[-1].key == "var"
+                                 else rng.uniform(-0.1, 0.1, s.shape), s.dtype), variables["batch_stats"])
     return net, {"params": variables["params"], "batch_stats": stats}, x
 
 

@@ -155,3 +155,19 @@ def test_imagenet_from_a_tiny_val_tar(tmp_path):
     results = json.loads((tmp_path / "res" / "results.json").read_text())
     assert results["dataset"] == "imagenet2012" and results["n_images"] == 3
     assert results["rows"][0]["pointing_game"] is None  # no masks for ImageNet
+    # The same path for a ResNet-50 (torchvision layout, random weights, narrow): --arch resnet50 with a .pth.
+    torch = pytest.importorskip("torch")
+    from cam_jax.models.resnet import BLOCKS
+    from cam_jax.testing import torch_resnet
+
+    pth = tmp_path / "resnet50-random.pth"
+    torch.save(torch_resnet(BLOCKS["resnet50"][1], True, width=4, num_classes=1000).state_dict(), pth)
+    result = run_eval("--arch", "resnet50", "--weights", pth, "--data-dir", data_dir, "--limit", 2,
+                      "--batch-size", 2, "--out", tmp_path / "resnet")
+    assert result.returncode == 0, result.stderr
+    results = json.loads((tmp_path / "resnet" / "results.json").read_text())
+    assert results["arch"] == "resnet50" and results["n_images"] == 2
+    rows = {(r["model"], r["data"]): r for r in results["rows"]}
+    assert rows[("T3", "clean")]["dy_inf_max"] <= 0.01 and rows[("T4", "clean")]["dy_inf_max"] == 0
+    wrong = run_eval("--arch", "resnet18", "--weights", pth, "--data-dir", data_dir, "--out", tmp_path / "x")
+    assert wrong.returncode == 2 and "holds resnet50 with 1000 classes, not ImageNet ResNet-18" in wrong.stderr
