@@ -14,6 +14,8 @@ from cam_jax import manipulations as manipulations
 from cam_jax import models as models
 from cam_jax.cams import Explanation as Explanation
 from cam_jax.cams import cam_from_features as cam_from_features
+from cam_jax.cams import explain as explain
+from cam_jax.cams import explain_many as explain_many
 from cam_jax.cams import grad_cam as grad_cam
 from cam_jax.cams import gradcam as gradcam
 from cam_jax.cams import hires_cam as hires_cam
@@ -51,6 +53,8 @@ __all__ = [
     "data",
     "default_weights",
     "evaluation",
+    "explain",
+    "explain_many",
     "grad_cam",
     "gradcam",
     "hires_cam",

@@ -87,3 +87,23 @@ def check_images(images: Any, input_size: int) -> None:
         )
     if not isinstance(images, jax.core.Tracer) and not bool(np.isfinite(np.asarray(images)).all()):
         raise ValueError("images contain NaN or infinite values")
+
+
+def check_classes(classes: Any, batch: int, num_classes: int, name: str = "classes") -> jax.Array | None:
+    """`classes` as (B,) int32 after checking shape, dtype and range; None stays None.
+
+    Out-of-range or negative classes are an error (a gather would clamp them and
+    explain another class without a word); integer ids of any width are accepted
+    and checked before they are narrowed to int32.
+    """
+    if classes is None:
+        return None
+    values = np.asarray(classes)
+    if values.shape != (batch,):
+        raise ValueError(f"{name} must have shape ({batch},) to match the batch, got {values.shape}")
+    if not np.issubdtype(values.dtype, np.integer):
+        raise TypeError(f"{name} must be integers, got {values.dtype}")
+    if values.size and (values.min() < 0 or values.max() >= num_classes):
+        bad = values[(values < 0) | (values >= num_classes)][0]
+        raise ValueError(f"{name} must be in [0, {num_classes}) for this model, got {bad}")
+    return jnp.asarray(values, jnp.int32)

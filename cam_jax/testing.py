@@ -32,6 +32,29 @@ def random_model(arch: str, seed: int = 0, **kwargs) -> Model:
     return Model(module, init_params(module, seed))
 
 
+def model_and_images(config: tuple, batch: int = 3) -> tuple[Model, jax.Array]:
+    """(module, seed) -> a randomly initialised `Model` and `batch` standard-normal images for it."""
+    module, seed = config
+    model = Model(module, init_params(module, seed))
+    x = jax.random.normal(jax.random.key(seed), (batch, module.input_size, module.input_size, 3))
+    return model, x
+
+
+def l1(cam, target) -> np.ndarray:
+    """SPEC's L1: sum over the h x w pixels of |normalised map - normalised target|, per image."""
+    from cam_jax.cams.maps import normalize
+
+    return np.abs(np.asarray(normalize(cam)) - np.asarray(normalize(target))).sum(axis=(-2, -1))
+
+
+def new_channel_alpha(model: Model, x, classes) -> np.ndarray:
+    """alpha_{K+1} = mean over pixels of dy^c/dA^{K+1} for each image, by the head's own vjp."""
+    a = model.features(x)
+    _, vjp = jax.vjp(model.head, a)
+    (g,) = vjp(jax.nn.one_hot(classes, model.num_classes))
+    return np.asarray(g[..., -1].mean(axis=(1, 2)))
+
+
 def assert_trees_all_close(a, b, atol=0.0, rtol=0.0):
     """Assert two pytrees have the same structure and leaves within tolerance."""
     assert jax.tree.structure(a) == jax.tree.structure(b)
@@ -191,3 +214,96 @@ def write_fake_val_tar(path: str | os.PathLike, count: int, seed: int = 0) -> No
             info.size = buf.tell()
             buf.seek(0)
             tar.addfile(info, buf)
+
+
+def torch_reference_maps(features, head, x_nchw, target: str = "logit", contrast=None) -> dict:
+    """Every CAM method and input-space attribution restated in torch, for the same split network.
+
+    The CAM formulas are pytorch-grad-cam's (its get_cam_weights / get_cam_image), written out
+    here because pytorch-grad-cam imports torchvision, which does not install beside the CPU torch;
+    EigenCAM's principal direction comes from torch's SVD (ours from an eigendecomposition of the
+    Gram matrix), its sign fixed by the same rule. Returns {"logits", "classes", "A", method: (B, h, w)}.
+    """
+    torch = pytest.importorskip("torch")
+
+    def score(logits, classes):
+        picked = logits.gather(1, classes[:, None])[:, 0]
+        if target == "logit":
+            return picked
+        if target == "softmax":
+            return torch.softmax(logits, 1).gather(1, classes[:, None])[:, 0]
+        if target == "log_softmax":
+            return torch.log_softmax(logits, 1).gather(1, classes[:, None])[:, 0]
+        if target == "contrast_mean":
+            return picked - logits.mean(1)
+        return picked - logits.gather(1, torch.as_tensor(contrast, dtype=torch.long)[:, None])[:, 0]
+
+    a = features(x_nchw).detach().requires_grad_(True)
+    logits = head(a)
+    classes = logits.argmax(1)
+    score(logits, classes).sum().backward()
+    g, act = a.grad, a.detach()
+    total = act.sum(dim=(2, 3), keepdim=True)
+
+    def weighted(w):
+        return torch.relu((w[:, :, None, None] * act).sum(1))
+
+    def projection(m):
+        out = []
+        for mi in m:
+            flat = mi.reshape(mi.shape[0], -1).T.double()
+            centred = flat - flat.mean(0)
+            _, _, vt = torch.linalg.svd(centred, full_matrices=False)
+            proj = centred @ vt[0]
+            proj = proj if (proj * flat.sum(1)).sum() >= 0 else -proj
+            out.append(proj.reshape(mi.shape[1:]).float())
+        return torch.relu(torch.stack(out))
+
+    g2 = g**2
+    aij = torch.where(g != 0, g2 / (2 * g2 + total * g2 * g + 1e-6), torch.zeros_like(g))
+    maps = {
+        "gradcam": weighted(g.mean(dim=(2, 3))),
+        "gradcam++": weighted((torch.relu(g) * aij).sum(dim=(2, 3))),
+        "xgradcam": weighted((g * act / (total + 1e-7)).sum(dim=(2, 3))),
+        "hirescam": torch.relu((g * act).sum(1)),
+        "layercam": torch.relu((torch.relu(g) * act).sum(1)),
+        "eigengradcam": projection(g * act),
+        "eigencam": projection(act),
+    }
+    out = {name: m.detach().numpy() for name, m in maps.items()}
+    return {**out, "logits": logits.detach().numpy(), "classes": classes.numpy(), "A": act.numpy()}
+
+
+def torch_score_cam(net, features, x_nchw, classes):
+    """ScoreCAM as pytorch-grad-cam computes it (aligned-corner upsampling, min-max + 1e-8, logit scores)."""
+    torch = pytest.importorskip("torch")
+    with torch.no_grad():
+        act = features(x_nchw)
+        up = torch.nn.functional.interpolate(act, size=x_nchw.shape[-2:], mode="bilinear", align_corners=True)
+        flat = up.flatten(2)
+        lo, hi = flat.min(-1)[0][:, :, None, None], flat.max(-1)[0][:, :, None, None]
+        masks = (up - lo) / (hi - lo + 1e-8)
+        scores = torch.stack([
+            torch.stack([net(x_nchw[b:b + 1] * masks[b, k][None, None])[0, classes[b]] for k in range(act.shape[1])])
+            for b in range(len(x_nchw))])
+        w = torch.softmax(scores, -1)
+        return torch.relu((w[:, :, None, None] * act).sum(1)).numpy()
+
+
+def torch_ablation_cam(features, head, x_nchw, classes):
+    """AblationCAM as pytorch-grad-cam computes it: (S - S_k) / S with channel k set to 0 (or min - 1e7)."""
+    torch = pytest.importorskip("torch")
+    with torch.no_grad():
+        act = features(x_nchw)
+        s0 = head(act).gather(1, torch.as_tensor(classes)[:, None])[:, 0]
+        out = []
+        for b in range(len(x_nchw)):
+            value = 0.0 if act[b].min() == 0 else float(act[b].min()) - 1e7
+            scores = []
+            for k in range(act.shape[1]):
+                ablated = act[b:b + 1].clone()
+                ablated[0, k] = value
+                scores.append(head(ablated)[0, classes[b]])
+            w = (s0[b] - torch.stack(scores)) / s0[b]
+            out.append(torch.relu((w[:, None, None] * act[b]).sum(0)))
+        return torch.stack(out).numpy()

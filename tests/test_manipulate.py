@@ -16,12 +16,19 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 
-from cam_jax import Model, gradcam, init_params, normalize
+from cam_jax import Model, gradcam, init_params
 from cam_jax import manipulations as manipulate
 from cam_jax.data import images
 from cam_jax.manipulations import stickers
 from cam_jax.models import build_model
-from cam_jax.testing import assert_trees_all_close, make_torch_vgg, torch_gradcam
+from cam_jax.testing import (
+    assert_trees_all_close,
+    l1,
+    make_torch_vgg,
+    model_and_images,
+    new_channel_alpha,
+    torch_gradcam,
+)
 
 torch = pytest.importorskip("torch")
 
@@ -37,18 +44,6 @@ configs = st.builds(
     classes=st.sampled_from([3, 10]),
     seed=st.integers(0, 2**16),
 )
-
-
-def make(config, batch=3):
-    module, seed = config
-    model = Model(module, init_params(module, seed))
-    x = jax.random.normal(jax.random.key(seed), (batch, module.input_size, module.input_size, 3))
-    return model, x
-
-
-def l1(cam, target):
-    """SPEC's L1: sum over the h x w pixels of |normalised map - normalised target|, per image."""
-    return np.abs(np.asarray(normalize(cam)) - np.asarray(normalize(target))).sum(axis=(-2, -1))
 
 
 def rounding_bound(model, x, shift):
@@ -70,17 +65,9 @@ def rounding_bound(model, x, shift):
     return dr * gain
 
 
-def new_channel_alpha(model, x, classes):
-    """alpha_{K+1} = mean over pixels of dy^c/dA^{K+1} for each image."""
-    a = model.features(x)
-    _, vjp = jax.vjp(model.head, a)
-    (g,) = vjp(jax.nn.one_hot(classes, model.module.num_classes))
-    return np.asarray(g[..., -1].mean(axis=(1, 2)))
-
-
 @given(config=configs, c_A=st.floats(100, 1000), c_W=st.floats(100, 1000))
 def test_t1_paper_scores_within_rounding_bound_and_map_is_flat(config, c_A, c_W):
-    model, x = make(config)
+    model, x = model_and_images(config)
     before = copy.deepcopy(jax.device_get(model.params))
     t1 = manipulate.constant_flat(model, c_A=c_A, c_W=c_W)
     assert_trees_all_close(model.params, before)  # the original is untouched
@@ -100,7 +87,7 @@ def test_t1_paper_scores_within_rounding_bound_and_map_is_flat(config, c_A, c_W)
 
 @given(config=configs, c_I=st.floats(100, 1000), c_W=st.floats(10, 100))
 def test_t2_paper_scores_within_bound_and_map_is_the_target(config, c_I, c_W):
-    model, x = make(config)
+    model, x = model_and_images(config)
     size = model.cam_size
     target = np.random.default_rng(0).uniform(0, 1, (size, size)).astype(np.float32)
     t2 = manipulate.constant_image(model, target, c_I=c_I, c_W=c_W)
@@ -113,7 +100,7 @@ def test_t2_paper_scores_within_bound_and_map_is_the_target(config, c_I, c_W):
 
 @given(config=configs, c=st.floats(100, 1000), c_W=st.floats(10, 1000))
 def test_exact_t1_t2_logits_bit_identical_and_maps_on_target(config, c, c_W):
-    model, x = make(config)
+    model, x = model_and_images(config)
     y_o = np.asarray(forward(model, x))
     smile = stickers.smiley_target(model.cam_size) if model.cam_size == 14 else None
     target = smile if smile is not None else np.eye(model.cam_size, dtype=np.float32) + 0.1
@@ -202,7 +189,7 @@ def torch_branch_map(kind, params, x_nhwc, pools):
 @given(config=configs, eps=st.floats(1e-3, 1.0), c_G=st.floats(1e3, 1e6), c_F=st.floats(1e6, 1e8),
        seed=st.integers(0, 99))
 def test_t3_scores_within_eps_and_map_is_the_branch(config, eps, c_G, c_F, seed):
-    model, x = make(config)
+    model, x = model_and_images(config)
     t3 = manipulate.semi_random(model, seed=seed, c_F=c_F, c_G=c_G, eps=eps)
     e, y_o = gradcam(t3, x), forward(model, x)
     assert np.abs(np.asarray(e.logits - y_o)).max() <= eps * (1 + 1e-6) + 1e-6 * np.abs(np.asarray(y_o)).max()
@@ -226,7 +213,7 @@ def stickered(model, seed, batch=3):
 
 @given(config=configs)
 def test_t4_is_the_original_bit_for_bit_without_sticker_and_points_at_stickers(config):
-    model, _ = make(config)
+    model, _ = model_and_images(config)
     clean, dirty, masks, sticker = stickered(model, config[1])
     t4 = manipulate.sticker_backdoor(model, sticker=sticker)
     e_o, e_n = gradcam(model, clean), gradcam(t4, clean)
@@ -280,7 +267,7 @@ def test_detector_rounding_is_well_inside_the_margin(preprocess):
 
 
 def test_composition():
-    model, x = make((build_model("vgg16", num_classes=4, input_size=64, width=1 / 16), 5))
+    model, x = model_and_images((build_model("vgg16", num_classes=4, input_size=64, width=1 / 16), 5))
     t3 = manipulate.semi_random(model, seed=1)
     both = manipulate.chain(partial(manipulate.semi_random, seed=1), manipulate.sticker_backdoor)(model)
     # Without a sticker T4's channel is 0: the composite scores and explains as T3.
@@ -296,7 +283,7 @@ def test_composition():
 
 
 def test_bad_constants_and_shapes():
-    model, _ = make((build_model("vgg16", num_classes=4, input_size=224, width=1 / 32), 0))
+    model, _ = model_and_images((build_model("vgg16", num_classes=4, input_size=224, width=1 / 32), 0))
     half = Model(model.module, jax.tree.map(lambda p: p.astype(jnp.float16), model.params))
     with pytest.raises(ValueError, match="c_A \\* c_W \\* N_Z = 490000 overflows float16"):
         manipulate.constant_flat(half)

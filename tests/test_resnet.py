@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from cam_jax import Model, convert, gradcam, init_params, normalize
+from cam_jax import Model, convert, gradcam, init_params
 from cam_jax import manipulations as manipulate
 from cam_jax.convert import checkpoint
 from cam_jax.data import images
 from cam_jax.manipulations import stickers
 from cam_jax.models import build_model
 from cam_jax.models.resnet import BLOCKS
-from cam_jax.testing import assert_trees_all_close, torch_cam, torch_resnet
+from cam_jax.testing import assert_trees_all_close, l1, model_and_images, new_channel_alpha, torch_cam, torch_resnet
 
 torch = pytest.importorskip("torch")
 
@@ -127,13 +127,6 @@ configs = st.builds(
 )
 
 
-def make(config, batch=3):
-    module, seed = config
-    model = Model(module, init_params(module, seed))
-    x = jax.random.normal(jax.random.key(seed), (batch, module.input_size, module.input_size, 3))
-    return model, x
-
-
 def gap_rounding_bound(model, x, shift):
     """|y_n - y_o| for the paper's T1/T2 on a global-average-pool head, in float32.
 
@@ -148,17 +141,6 @@ def gap_rounding_bound(model, x, shift):
     return 2 * np.sqrt(z.shape[1] + 4) * U * (mass + 2 * shift).max()
 
 
-def new_channel_alpha(model, x, classes):
-    a = model.features(x)
-    _, vjp = jax.vjp(model.head, a)
-    (g,) = vjp(jax.nn.one_hot(classes, model.num_classes))
-    return np.asarray(g[..., -1].mean(axis=(1, 2)))
-
-
-def l1(cam, target):
-    return np.abs(np.asarray(normalize(cam)) - np.asarray(normalize(target))).sum(axis=(-2, -1))
-
-
 def closed_form_map(model, x, classes, injected):
     """The manipulated map after a global mean, in closed form: the original's own weighted sum
     sum_k alpha_k A^k (its head is shared and linear, so its gradients are unchanged) plus
@@ -171,7 +153,7 @@ def closed_form_map(model, x, classes, injected):
 
 @given(config=configs, c_A=st.floats(100, 1000), c_W=st.floats(100, 1000))
 def test_paper_t1_on_gap_head_scores_within_bound_and_never_collapses(config, c_A, c_W):
-    model, x = make(config)
+    model, x = model_and_images(config)
     before = copy.deepcopy(jax.device_get(model.params))
     t1 = manipulate.constant_flat(model, c_A=c_A, c_W=c_W)
     assert_trees_all_close(model.params, before)
@@ -188,7 +170,7 @@ def test_paper_t1_on_gap_head_scores_within_bound_and_never_collapses(config, c_
 
 @given(config=configs, c_I=st.floats(100, 1000), c_W=st.floats(10, 100))
 def test_paper_t2_on_gap_head_scores_within_bound_and_map_is_the_target(config, c_I, c_W):
-    model, x = make(config)
+    model, x = model_and_images(config)
     size = model.cam_size
     target = np.random.default_rng(0).uniform(0.1, 1, (size, size)).astype(np.float32)
     t2 = manipulate.constant_image(model, target, c_I=c_I, c_W=c_W)
@@ -204,7 +186,7 @@ def test_paper_t2_on_gap_head_scores_within_bound_and_map_is_the_target(config, 
 
 
 def test_t3_t4_and_exact_t1_t2_on_resnet():
-    model, x = make((build_model("resnet50", num_classes=5, input_size=224, width=1 / 16), 3), batch=2)
+    model, x = model_and_images((build_model("resnet50", num_classes=5, input_size=224, width=1 / 16), 3), batch=2)
     y_o = np.asarray(model(x))
     for m in (manipulate.constant_flat(model, exact=True), manipulate.constant_image(model, exact=True)):
         np.testing.assert_array_equal(np.asarray(gradcam(m, x).logits), y_o)

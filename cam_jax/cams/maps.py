@@ -5,11 +5,24 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+NORMALIZATIONS = ("max", "minmax")
 
-def normalize(cam: jax.Array) -> jax.Array:
-    """Divide each (h, w) map by its maximum; a map whose maximum is 0 stays 0."""
-    peak = cam.max(axis=(-2, -1), keepdims=True)
-    return jnp.where(peak > 0, cam / jnp.where(peak > 0, peak, 1), 0)
+
+def normalize(cam: jax.Array, method: str = "max") -> jax.Array:
+    """Each (h, w) map scaled for comparison.
+
+    "max" (the paper's, SPEC.md): divided by its maximum; a map whose maximum is
+    <= 0 becomes 0. "minmax" (pytorch-grad-cam's default): (cam - min) / (max - min);
+    a constant map becomes 0.
+    """
+    if method == "max":
+        peak = cam.max(axis=(-2, -1), keepdims=True)
+        return jnp.where(peak > 0, cam / jnp.where(peak > 0, peak, 1), 0)
+    if method == "minmax":
+        low, high = cam.min(axis=(-2, -1), keepdims=True), cam.max(axis=(-2, -1), keepdims=True)
+        span = high - low
+        return jnp.where(span > 0, (cam - low) / jnp.where(span > 0, span, 1), 0)
+    raise ValueError(f"unknown normalisation {method!r}; choose one of {NORMALIZATIONS}")
 
 
 def upsample(cam: jax.Array, size: int) -> jax.Array:

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cam_jax.cams.gradcam import cam_from_features
+from cam_jax.cams.engine import cam_from_features
 from cam_jax.data import images, shapes
 from cam_jax.evaluation import step as evaluate
 from cam_jax.evaluation.suite import Settings, build, sticker

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cam_jax.cams.gradcam import gradcam
+from cam_jax.cams.engine import gradcam
 from cam_jax.cams.maps import normalize
 from cam_jax.convert.load import default_weights, load_weights
 from cam_jax.data import imagenet, images, shapes

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cam_jax.cams.gradcam import Explanation, cam_from_features
+from cam_jax.cams.engine import Explanation, cam_from_features
 from cam_jax.evaluation import metrics
 from cam_jax.evaluation.suite import PAPER_SUITE, Entry, Settings, build
 from cam_jax.manipulations import stickers

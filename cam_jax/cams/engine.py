@@ -17,22 +17,51 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from cam_jax.cams.targets import Target, logit
 from cam_jax.cams.weightings import Weighting, grad_cam
-from cam_jax.model import Model, check_images
+from cam_jax.model import Model, check_classes, check_images
 
 
 class Explanation(NamedTuple):
-    """What `gradcam` returns for a batch of B images.
+    """What an explanation method returns for a batch of B images.
 
     Attributes:
       logits: (B, num_classes) scores before softmax.
       classes: (B,) int32, the class each map explains.
-      cam: (B, h, w) raw map I^c >= 0, not normalised (see `normalize`).
+      cam: (B, h, w) raw map, not normalised (see `normalize`): >= 0 for the CAM
+        methods (at A's resolution), the attribution summed over colour channels for
+        the input-space methods (at the image's).
+      attribution: (B, H, W, 3) input-space attribution, or None for CAM methods.
+      delta: (B,) Integrated Gradients' completeness residual sum(attribution) -
+        (S(x) - S(baseline)) (captum's convergence delta), else None.
     """
 
     logits: jax.Array
     classes: jax.Array
     cam: jax.Array
+    attribution: jax.Array | None = None
+    delta: jax.Array | None = None
+
+
+def gradients_at_features(
+    head: Callable[[jax.Array], jax.Array],
+    a: jax.Array,
+    classes: jax.Array | None = None,
+    target: Target = logit,
+    contrast: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One head forward and one head backward: (logits (B, C), classes (B,), dS/dA (B, h, w, K)).
+
+    S is `target` of each image's logits for its class (default: its top class).
+    """
+    logits, head_vjp = jax.vjp(head, a)
+    if classes is None:
+        classes = jnp.argmax(logits, axis=-1)
+    classes = classes.astype(jnp.int32)
+    _, score_vjp = jax.vjp(lambda y: target(y, classes, contrast), logits)
+    (dy,) = score_vjp(jnp.ones(logits.shape[:1], logits.dtype))
+    (grads,) = head_vjp(dy)
+    return logits, classes, grads
 
 
 def cam_from_features(
@@ -40,6 +69,8 @@ def cam_from_features(
     a: jax.Array,
     classes: jax.Array | None = None,
     weighting: Weighting = grad_cam,
+    target: Target = logit,
+    contrast: jax.Array | None = None,
 ) -> Explanation:
     """Explain from a precomputed A: one head forward and one head backward.
 
@@ -47,14 +78,25 @@ def cam_from_features(
       head: A -> logits.
       a: (B, h, w, K) last conv map.
       classes: (B,) classes to explain; None explains each image's top class.
-      weighting: how (A, dy/dA) become a map.
+      weighting: how (A, dS/dA) become a map.
+      target: what is differentiated (`cam_jax.cams.targets`; the class logit by default).
+      contrast: (B,) second classes, for the "contrast" target.
     """
-    logits, head_vjp = jax.vjp(head, a)
-    if classes is None:
-        classes = jnp.argmax(logits, axis=-1)
-    classes = classes.astype(jnp.int32)
-    (grads,) = head_vjp(jax.nn.one_hot(classes, logits.shape[-1], dtype=logits.dtype))
+    logits, classes, grads = gradients_at_features(head, a, classes, target, contrast)
     return Explanation(logits, classes, jax.nn.relu(weighting(a, grads)))
+
+
+def cams_from_features(
+    head: Callable[[jax.Array], jax.Array],
+    a: jax.Array,
+    weightings: dict[str, Weighting],
+    classes: jax.Array | None = None,
+    target: Target = logit,
+    contrast: jax.Array | None = None,
+) -> dict[str, Explanation]:
+    """Several weightings from one head forward and one head backward: {name: Explanation}."""
+    logits, classes, grads = gradients_at_features(head, a, classes, target, contrast)
+    return {name: Explanation(logits, classes, jax.nn.relu(w(a, grads))) for name, w in weightings.items()}
 
 
 @functools.partial(jax.jit, static_argnames="weighting")
@@ -88,10 +130,4 @@ def gradcam(
       ((2, 14, 14), 1.0)
     """
     check_images(images, model.input_size)
-    if classes is not None:
-        classes = jnp.asarray(classes)
-        if classes.shape != (images.shape[0],):
-            raise ValueError(f"classes must have shape ({images.shape[0]},) to match the batch, got {classes.shape}")
-        if not jnp.issubdtype(classes.dtype, jnp.integer):
-            raise TypeError(f"classes must be integers, got {classes.dtype}")
-    return _gradcam(model, images, classes, weighting)
+    return _gradcam(model, images, check_classes(classes, images.shape[0], model.num_classes), weighting)

@@ -1,0 +1,106 @@
+"""Forward-only CAM methods: ScoreCAM and AblationCAM, batched over channels in chunks.
+
+Both weigh A's K channels by how the score changes when the input is masked by
+a channel (ScoreCAM: K full forwards per image) or when a channel is ablated
+(AblationCAM: K head forwards per image). The K variants of each image are run
+as chunks of `batch_images` inputs through `lax.map`, so VGG-16's 512 masked
+forwards per image are a few large batches and memory stays bounded by one chunk.
+Definitions follow pytorch-grad-cam (score_cam.py, ablation_cam.py, ablation_layer.py).
+
+References:
+  Wang et al., "Score-CAM" (CVPR-W 2020); Desai & Ramaswamy, "Ablation-CAM" (WACV 2020).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cam_jax.cams.engine import Explanation
+from cam_jax.cams.targets import Target, logit
+from cam_jax.model import Model
+
+ABLATION_VALUE = 1e7  # below the minimum, where activations can be negative (pytorch-grad-cam's choice)
+
+
+def align_corners_matrix(size: int, source: int) -> np.ndarray:
+    """(size, source) bilinear interpolation matrix with aligned corners (torch's UpsamplingBilinear2d)."""
+    pos = np.arange(size) * ((source - 1) / (size - 1) if size > 1 else 0.0)
+    low = np.clip(np.floor(pos).astype(int), 0, source - 1)
+    high = np.minimum(low + 1, source - 1)
+    frac = pos - low
+    m = np.zeros((size, source), np.float32)
+    m[np.arange(size), low] += 1 - frac
+    m[np.arange(size), high] += frac
+    return m
+
+
+def _over_channels(fn, k: int, chunk: int) -> jax.Array:
+    """fn(indices (chunk,)) -> (B, chunk) for chunks covering 0..K-1 -> (B, K), one chunk at a time."""
+    n = -(-k // chunk)
+    starts = jnp.arange(n) * chunk
+    out = jax.lax.map(lambda s: fn(jnp.minimum(s + jnp.arange(chunk), k - 1)), starts)  # (n, B, chunk)
+    return jnp.moveaxis(out, 0, 1).reshape(out.shape[1], n * chunk)[:, :k]
+
+
+def _chunk(batch: int, batch_images: int) -> int:
+    return max(1, batch_images // batch)
+
+
+def score_cam(model: Model, x: jax.Array, classes: jax.Array | None = None, target: Target = logit,
+              contrast: jax.Array | None = None, batch_images: int = 32) -> Explanation:
+    """ScoreCAM: w = softmax over channels of S(x * mask_k), mask_k = A^k upsampled (aligned corners)
+    and min-max normalised (+1e-8), map = ReLU(sum_k w_k A^k).
+
+    Args:
+      x: (B, H, W, 3) normalised images.
+      batch_images: masked images per forward pass (the memory bound).
+    """
+    a = model.features(x)
+    logits = model.head(a)
+    classes = jnp.argmax(logits, -1).astype(jnp.int32) if classes is None else classes
+    b, h, w, k = a.shape
+    size = x.shape[1]
+    m = jnp.asarray(align_corners_matrix(size, h))
+    up = jnp.einsum("Hh,bhwk,Ww->bkHW", m, a, m)
+    lo, hi = up.min(axis=(2, 3), keepdims=True), up.max(axis=(2, 3), keepdims=True)
+    masks = (up - lo) / (hi - lo + 1e-8)
+    chunk = _chunk(b, batch_images)
+
+    def scores(idx):
+        masked = x[:, None] * masks[:, idx, :, :, None]  # (B, chunk, H, W, 3)
+        y = model(masked.reshape(b * chunk, *x.shape[1:]))
+        rep = jnp.repeat(classes, chunk)
+        return target(y, rep, None if contrast is None else jnp.repeat(contrast, chunk)).reshape(b, chunk)
+
+    weights = jax.nn.softmax(_over_channels(scores, k, chunk), axis=-1)
+    return Explanation(logits, classes, jax.nn.relu(jnp.einsum("bhwk,bk->bhw", a, weights)))
+
+
+def ablation_cam(model: Model, x: jax.Array, classes: jax.Array | None = None, target: Target = logit,
+                 contrast: jax.Array | None = None, batch_images: int = 256) -> Explanation:
+    """AblationCAM: w_k = (S - S_k) / S, S_k the score with A^k set to 0 (or, where A has negative
+    values, to min(A) - 1e7), map = ReLU(sum_k w_k A^k). Where S = 0 the division is by 1.
+
+    Args:
+      batch_images: ablated copies of A per head pass (the memory bound).
+    """
+    a = model.features(x)
+    logits = model.head(a)
+    classes = jnp.argmax(logits, -1).astype(jnp.int32) if classes is None else classes
+    s0 = target(logits, classes, contrast)
+    b, h, w, k = a.shape
+    low = a.min(axis=(1, 2, 3))
+    value = jnp.where(low == 0, 0.0, low - ABLATION_VALUE).astype(a.dtype)
+    chunk = _chunk(b, batch_images)
+
+    def scores(idx):
+        hit = jax.nn.one_hot(idx, k, dtype=bool)  # (chunk, K)
+        ablated = jnp.where(hit[None, :, None, None, :], value[:, None, None, None, None], a[:, None])
+        y = model.head(ablated.reshape(b * chunk, h, w, k))
+        rep = jnp.repeat(classes, chunk)
+        return target(y, rep, None if contrast is None else jnp.repeat(contrast, chunk)).reshape(b, chunk)
+
+    weights = (s0[:, None] - _over_channels(scores, k, chunk)) / jnp.where(s0 == 0, 1.0, s0)[:, None]
+    return Explanation(logits, classes, jax.nn.relu(jnp.einsum("bhwk,bk->bhw", a, weights)))

@@ -1,0 +1,210 @@
+"""The CAM family, targets and input-space attributions against independent implementations.
+
+References: pytorch-grad-cam's formulas restated in torch autograd (`cam_jax.testing`), torch loops
+for ScoreCAM and AblationCAM, captum for the input-space methods, closed forms and hypothesis
+properties for degenerate inputs.
+"""
+
+from __future__ import annotations
+
+import hypothesis.strategies as st
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+
+from cam_jax import constant_flat, constant_image, convert, explain, explain_many, semi_random, sticker_backdoor
+from cam_jax.cams import METHODS, WEIGHTINGS, normalize
+from cam_jax.cams.input_space import smoothgrad_noise
+from cam_jax.models.resnet import BLOCKS
+from cam_jax.models.vgg import STAGES
+from cam_jax.testing import (
+    make_torch_vgg,
+    random_model,
+    torch_ablation_cam,
+    torch_reference_maps,
+    torch_resnet,
+    torch_score_cam,
+)
+
+torch = pytest.importorskip("torch")
+TARGETS = ["logit", "softmax", "log_softmax", "contrast_mean", "contrast"]
+
+
+@pytest.fixture(scope="module", params=["vgg16", "resnet18"])
+def pair(request, tmp_path_factory):
+    """A random torch network in torchvision's layout, its conversion, images, and its features/head split."""
+    path = tmp_path_factory.mktemp(request.param) / "net.pth"
+    if request.param == "vgg16":
+        net = make_torch_vgg(tuple(tuple(w // 16 for w in s) for s in STAGES["vgg16"]), 64, 10, 64, seed=1)
+        with torch.no_grad():  # He init keeps 13 narrow layers alive
+            for layer in net.modules():
+                if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
+                    torch.nn.init.kaiming_normal_(layer.weight)
+        feats = list(net.features)
+        features, rest = torch.nn.Sequential(*feats[:-1]), feats[-1]
+
+        def head(a):
+            return net.classifier(torch.flatten(rest(a), 1))
+    else:
+        net = torch_resnet(BLOCKS["resnet18"][1], False, width=8, num_classes=10, seed=2)
+        features, head = net.features, net.head
+    torch.save(net.state_dict(), path)
+    model, _ = convert.load_torchvision(path, input_size=64)
+    x = np.random.default_rng(3).normal(size=(2, 3, 64, 64)).astype(np.float32)
+    return net, features, head, model, x
+
+
+def close(ours, ref, rtol=1e-4):
+    ours, ref = np.asarray(ours), np.asarray(ref)
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, atol=rtol * max(np.abs(ref).max(), 1e-6), rtol=0)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_gradient_weighted_cams_match_torch(pair, target):
+    net, features, head, model, x = pair
+    contrast = np.array([3, 7]) if target == "contrast" else None
+    ref = torch_reference_maps(features, head, torch.from_numpy(x), target, contrast)
+    out = explain_many(model, x.transpose(0, 2, 3, 1), list(WEIGHTINGS), target=target, contrast=contrast)
+    for name in WEIGHTINGS:
+        np.testing.assert_array_equal(np.asarray(out[name].classes), ref["classes"])
+        assert ref[name].max() > 0, name  # a live map, not zeros against zeros
+        close(out[name].cam, ref[name])
+    close(out["gradcam"].logits, ref["logits"])
+
+
+def test_scorecam_and_ablationcam_match_torch(pair):
+    net, features, head, model, x = pair
+    xt = torch.from_numpy(x)
+    classes = net(xt).argmax(1).numpy()
+    # 5 masked images a pass: the channels run in several chunks, the last one padded.
+    score = explain(model, x.transpose(0, 2, 3, 1), "scorecam", batch_images=10)
+    close(score.cam, torch_score_cam(net, features, xt, classes))
+    ablation = explain(model, x.transpose(0, 2, 3, 1), "ablationcam", batch_images=10)
+    ref = torch_ablation_cam(features, head, xt, classes)
+    assert ref.max() > 0
+    close(ablation.cam, ref, rtol=1e-3)  # (S - S_k) / S: differences of nearby scores
+
+
+def test_input_space_methods_match_captum(pair):
+    captum = pytest.importorskip("captum.attr")
+    net, _, _, model, x = pair
+    xt = torch.from_numpy(x).requires_grad_(True)
+    classes = net(xt).argmax(1)
+    x_nhwc = x.transpose(0, 2, 3, 1)
+    out = explain_many(model, x_nhwc, ["saliency", "gradient_x_input", "integrated_gradients"])
+    references = {
+        "saliency": captum.Saliency(net).attribute(xt, target=classes, abs=True),
+        "gradient_x_input": captum.InputXGradient(net).attribute(xt, target=classes),
+    }
+    ig, delta = captum.IntegratedGradients(net).attribute(xt, target=classes, n_steps=50, method="gausslegendre",
+                                                          return_convergence_delta=True)
+    references["integrated_gradients"] = ig
+    # IG evaluates 50 points along the path from 0; near 0 some ReLU inputs sit so close to their kink
+    # that torch's and XLA's float32 convolutions put them on different sides, which moves a few
+    # pixels' attribution by up to a few % of the map's maximum (measured: 11 of 24,576 entries).
+    tolerance = {"saliency": 1e-4, "gradient_x_input": 1e-4, "integrated_gradients": 5e-2}
+    for name, ref in references.items():
+        close(out[name].attribution, ref.detach().numpy().transpose(0, 2, 3, 1), tolerance[name])
+        close(out[name].cam, ref.detach().numpy().sum(1), tolerance[name])
+    np.testing.assert_allclose(np.asarray(out["integrated_gradients"].delta), delta.detach().numpy(),
+                               atol=1e-3 * float(np.abs(references["integrated_gradients"].detach().numpy()).sum()))
+    # SmoothGrad: the mean gradient over the same noisy copies, by torch autograd.
+    key = jax.random.key(5)
+    noise = np.asarray(smoothgrad_noise(key, jnp.asarray(x_nhwc), 4, 0.15)).transpose(0, 1, 4, 2, 3)
+    grads = []
+    for n in noise:
+        xn = torch.from_numpy(x + n).requires_grad_(True)
+        net(xn).gather(1, classes[:, None]).sum().backward()
+        grads.append(xn.grad.numpy())
+    smooth = explain(model, x_nhwc, "smoothgrad", key=key, samples=4)
+    close(smooth.attribution, np.mean(grads, axis=0).transpose(0, 2, 3, 1))
+
+
+def test_gradcam_on_a_gap_linear_head_is_cam():
+    """Closed form (Zhou et al. 2016): after a global mean and one linear layer, dy^c/dA^k = W_kc / (h w),
+    so GradCAM = ReLU(sum_k W_kc A^k) / (h w), the original CAM."""
+    model = random_model("resnet18", num_classes=6, input_size=64, width=1 / 8, seed=4)
+    x = jax.random.normal(jax.random.key(0), (3, 64, 64, 3))
+    e = explain(model, x)
+    a = np.asarray(model.features(x))
+    w = np.asarray(model.params["fc"]["kernel"])[:, np.asarray(e.classes)]
+    expected = np.maximum(np.einsum("bhwk,kb->bhw", a, w), 0) / 4
+    close(e.cam, expected, rtol=1e-5)
+
+
+def test_a_batch_gives_the_maps_of_its_images_one_by_one():
+    model = random_model("vgg11", num_classes=5, input_size=32, width=1 / 16, seed=2)
+    x = jax.random.normal(jax.random.key(1), (3, 32, 32, 3))
+    key = jax.random.key(2)
+    batch = explain_many(model, x, "all", batch_images=16, key=key, samples=3, steps=8)
+    for i in range(3):
+        # SmoothGrad draws noise for the whole batch; image i alone would draw other noise.
+        alone = explain_many(model, x[i:i + 1], [m for m in METHODS if m != "smoothgrad"], batch_images=16, steps=8)
+        for name, e in alone.items():
+            close(batch[name].cam[i:i + 1], e.cam, rtol=1e-4)
+
+
+arrays = st.builds(
+    lambda seed, kind: _degenerate(seed, kind), seed=st.integers(0, 2**16),
+    kind=st.sampled_from(["zero_a", "zero_grads", "constant_a", "one_hot", "random", "huge"]))
+
+
+def _degenerate(seed, kind):
+    rng = np.random.default_rng(seed)
+    a = np.abs(rng.normal(size=(2, 4, 4, 6))).astype(np.float32)
+    g = rng.normal(size=(2, 4, 4, 6)).astype(np.float32)
+    if kind == "zero_a":
+        a[:] = 0
+    elif kind == "zero_grads":
+        g[:] = 0
+    elif kind == "constant_a":
+        a[:] = 3.0
+    elif kind == "one_hot":
+        a[:] = 0
+        a[:, 1, 2, 3] = 1
+    elif kind == "huge":
+        a, g = a * 1e15, g * 1e-15
+    return jnp.asarray(a), jnp.asarray(g)
+
+
+@given(ag=arrays)
+def test_weightings_are_finite_on_degenerate_maps(ag):
+    """No NaN or inf for all-zero activations, zero gradients, constant maps; normalisations too."""
+    a, g = ag
+    for name, weighting in WEIGHTINGS.items():
+        cam = jax.nn.relu(weighting(a, g))
+        assert np.isfinite(np.asarray(cam)).all(), name
+        for how in ("max", "minmax"):
+            heat = np.asarray(normalize(cam, how))
+            assert np.isfinite(heat).all() and heat.min() >= 0 and heat.max() <= 1, (name, how)
+
+
+def test_every_method_runs_on_manipulated_and_cut_models():
+    model = random_model("vgg16", num_classes=4, input_size=64, width=1 / 16, seed=3)
+    x = jax.random.normal(jax.random.key(4), (2, 64, 64, 3))
+    models = [constant_flat(model), constant_image(model), semi_random(model), sticker_backdoor(model)]
+    for m in models:
+        out = explain_many(m, x, "all", batch_images=64, samples=2, steps=4)
+        for name, e in out.items():
+            assert np.isfinite(np.asarray(e.cam)).all(), name
+
+
+def test_bad_classes_targets_and_methods_are_refused():
+    model = random_model("vgg11", num_classes=5, input_size=32, width=1 / 16)
+    x = np.zeros((2, 32, 32, 3), np.float32)
+    with pytest.raises(ValueError, match=r"classes must be in \[0, 5\).*got 5"):
+        explain(model, x, classes=np.array([0, 5]))
+    with pytest.raises(ValueError, match=r"got -1"):
+        explain(model, x, classes=[-1, 0])
+    np.testing.assert_array_equal(np.asarray(explain(model, x, classes=np.array([4, 1], np.int64)).classes), [4, 1])
+    with pytest.raises(ValueError, match=r"unknown method 'gradcam\+'"):
+        explain(model, x, "gradcam+")
+    with pytest.raises(ValueError, match="unknown target"):
+        explain(model, x, target="probability")
+    with pytest.raises(ValueError, match="contrast=... exactly when"):
+        explain(model, x, target="contrast")
+    with pytest.raises(ValueError, match=r"options \['steps'\] do not apply"):
+        explain(model, x, "gradcam", steps=3)
