@@ -1,6 +1,12 @@
-"""Explain images with GradCAM: logits and 14x14 raw maps as .npy, overlays as .png.
+"""Explain images with any of cam_jax's methods: logits and raw maps as .npy, one overlay figure per image.
 
     python scripts/explain.py cat.jpg dog.png --weights weights/vgg16.npz --out explained/
+    python scripts/explain.py cat.jpg --weights resnet50-0676ba61.pth --method gradcam++ --method scorecam
+    python scripts/explain.py cat.jpg --weights W --method all --target softmax --normalization minmax
+
+Per image: <stem>_logits.npy, <stem>_<method>.npy (the raw map: A's resolution for the CAMs, the
+image's for input-space methods) and <stem>_<method>.png for one method, <stem>_methods.png (a
+panel per method) for several.
 """
 
 from __future__ import annotations
@@ -16,49 +22,75 @@ import sys
 import jax.numpy as jnp
 import numpy as np
 
-from cam_jax import gradcam, load_weights, normalize
+from cam_jax import explain_many, load_weights, normalize
+from cam_jax.cams import METHODS, TARGETS
+from cam_jax.cams.maps import NORMALIZATIONS
 from cam_jax.data import images, labels
 from cam_jax.evaluation import figures
 from cam_jax.models.registry import ARCHS
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="+", help="image files (any format pillow reads)")
     parser.add_argument("--weights", required=True, help="cam_jax .npz, torchvision .pth or Keras .h5")
     parser.add_argument("--arch", default=None, metavar="|".join(sorted(ARCHS)),
                         help="expected architecture (checked against the file; inferred if omitted)")
+    parser.add_argument("--method", action="append", choices=(*METHODS, "all"), default=None,
+                        help="explanation method, repeatable, or 'all' (default: gradcam)")
+    parser.add_argument("--target", choices=tuple(TARGETS), default="logit", help="what is differentiated")
+    parser.add_argument("--contrast", type=int, default=None, help="the second class, for --target contrast")
+    parser.add_argument("--normalization", choices=NORMALIZATIONS, default="max", help="for the figures")
     parser.add_argument("--class", dest="cls", type=int, default=None, help="class to explain (default: top-1)")
     parser.add_argument("--labels", default=None, help="text file with one readable class name per line")
     parser.add_argument("--out", required=True, help="output directory")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    methods = list(METHODS) if args.method is None or "all" in args.method else list(dict.fromkeys(args.method))
+    if args.method is None:
+        methods = ["gradcam"]
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in args.images]
+    if len(set(stems)) != len(stems):
+        twice = sorted({s for s in stems if stems.count(s) > 1})
+        print(f"error: inputs share the file stem {twice[0]!r}: their outputs would overwrite each other",
+              file=sys.stderr)
+        return 1
     try:
         model, meta = load_weights(args.weights, args.arch)
         preprocess = meta.get("preprocess", "torchvision")
         batch = np.stack([images.load(p, model.input_size, preprocess) for p in args.images])
-    except (OSError, ValueError) as err:
+        n = len(batch)
+        classes = None if args.cls is None else np.full((n,), args.cls)
+        contrast = None if args.contrast is None else np.full((n,), args.contrast)
+        out = explain_many(model, jnp.asarray(batch), methods, args.target, classes, contrast)
+    except (OSError, ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    num_classes = model.num_classes
-    if args.cls is not None and not 0 <= args.cls < num_classes:
-        print(f"error: --class must be in [0, {num_classes}), got {args.cls}", file=sys.stderr)
-        return 1
-    classes = None if args.cls is None else jnp.full((len(batch),), args.cls, jnp.int32)
-    expl = gradcam(model, jnp.asarray(batch), classes)
     if args.labels:
         with open(args.labels) as f:
             meta = {**meta, "class_names": [line.strip() for line in f if line.strip()]}
-    names = labels.class_names(meta, num_classes)
-    heat = np.asarray(normalize(expl.cam))
+    names = labels.class_names(meta, model.num_classes)
+    first = out[methods[0]]
     os.makedirs(args.out, exist_ok=True)
-    for i, path in enumerate(args.images):
-        stem = os.path.join(args.out, os.path.splitext(os.path.basename(path))[0])
-        np.save(stem + "_logits.npy", np.asarray(expl.logits[i]))
-        np.save(stem + "_gradcam.npy", np.asarray(expl.cam[i]))
-        c = int(expl.classes[i])
-        title = f"{os.path.basename(path)}: {c} {names[c]} (y={float(expl.logits[i, c]):.2f})"
-        figures.grid(stem + "_gradcam.png", [[(images.denormalize(batch[i], preprocess), heat[i], title)]])
-        print(f"{path}: class {c} ({names[c]}), score {float(expl.logits[i, c]):.3f} -> {stem}_gradcam.png")
+    for i, (path, stem) in enumerate(zip(args.images, stems, strict=True)):
+        stem = os.path.join(args.out, stem)
+        np.save(stem + "_logits.npy", np.asarray(first.logits[i]))
+        c = int(first.classes[i])
+        pixels = images.denormalize(batch[i], preprocess)
+        panels = []
+        for method in methods:
+            cam = out[method].cam
+            np.save(f"{stem}_{method}.npy", np.asarray(cam[i]))
+            panels.append((pixels, np.asarray(normalize(cam, args.normalization)[i]), method))
+        title = f"{os.path.basename(path)}: {c} {names[c]} (y={float(first.logits[i, c]):.2f}, target {args.target})"
+        figure = f"{stem}_{methods[0]}.png" if len(methods) == 1 else f"{stem}_methods.png"
+        if len(methods) == 1:
+            panels = [(pixels, panels[0][1], title)]
+        figures.grid(figure, [panels], title if len(methods) > 1 else "")
+        print(f"{path}: class {c} ({names[c]}), score {float(first.logits[i, c]):.3f} -> {figure}")
     return 0
 
 

@@ -20,3 +20,21 @@ def test_bench_script_writes_json(tmp_path):
     assert all(v > 0 for v in data["ratios"].values())
     assert data["timings"]["forward_original"]["compile_s"] > 0 and "device" in data
     assert data["layers"]["conv5_3"]["gflop_per_s"] > 0 and "head forward+backward" in data["layers"]
+
+
+def test_bench_methods_writes_ratios_and_peer_timings(tmp_path):
+    """--methods on a tiny model: every method timed, ratios over the forward, captum in its own process."""
+    out = tmp_path / "methods.json"
+    cmd = [sys.executable, "scripts/bench.py", "--methods", "--width", "0.0625", "--input-size", "32",
+           "--num-classes", "4", "--arch", "vgg11", "--batch-size", "2", "--repeats", "1", "--peers",
+           "--method", "gradcam", "--method", "layercam", "--method", "scorecam", "--method", "saliency",
+           "--json", str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert {"gradcam", "layercam", "scorecam", "saliency", "all gradient-weighted"} <= set(data["ratios"])
+    assert all(v > 0 for v in data["ratios"].values())
+    captum = data["peers"]["captum"]
+    if "error" not in captum:  # captum comes with the torch extra
+        assert {"forward", "gradcam", "saliency"} <= set(captum["timings"])
+        assert data["ours_over_peer"]["captum"]["saliency"] > 0

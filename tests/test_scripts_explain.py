@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cam_jax import Model, gradcam, init_params
+from cam_jax import Model, explain_many, gradcam, init_params
 from cam_jax.convert import checkpoint
 from cam_jax.data import images
 from cam_jax.models import build_model
@@ -39,6 +39,22 @@ def test_explain_writes_logits_maps_and_overlays(tmp_path):
     bad = subprocess.run([*cmd[:-4], "--weights", str(tmp_path / "none.npz"), "--out", str(out)],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and "no weight file" in bad.stderr
+    # Several methods: a map per method (the same as the library's) and one figure with a panel each.
+    many = subprocess.run([*cmd, "--method", "gradcam++", "--method", "layercam", "--target", "softmax"],
+                          capture_output=True, text=True)
+    assert many.returncode == 0, many.stderr
+    expected = explain_many(model, x, ["gradcam++", "layercam"], target="softmax")
+    for i in range(2):
+        for method in ("gradcam++", "layercam"):
+            np.testing.assert_allclose(np.load(out / f"img{i}_{method}.npy"), np.asarray(expected[method].cam[i]),
+                                       atol=1e-5)
+        assert Image.open(out / f"img{i}_methods.png").size[0] > 200
+    # Two inputs with the same stem would overwrite each other's outputs: refused before any work.
+    (tmp_path / "again").mkdir()
+    twin = tmp_path / "again" / "img0.png"
+    twin.write_bytes(open(paths[0], "rb").read())
+    clash = subprocess.run([*cmd[:2], paths[0], str(twin), *cmd[4:]], capture_output=True, text=True)
+    assert clash.returncode == 1 and "share the file stem 'img0'" in clash.stderr
 
 
 def test_resize_crop_matches_torchvision_recipe():

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cam_jax.cams.engine import Explanation
+from cam_jax.cams.perturbation import chunk_size, over_chunks
 from cam_jax.cams.targets import Target, logit
 from cam_jax.model import Model
 
@@ -34,6 +35,21 @@ def input_gradient(model: Model, x: jax.Array, classes: jax.Array, target: Targe
 
 def _explanation(logits, classes, attribution, delta=None) -> Explanation:
     return Explanation(logits, classes, attribution.sum(axis=-1), attribution, delta)
+
+
+def _gradients_along(model: Model, inputs: jax.Array, classes: jax.Array, target: Target,
+                     contrast: jax.Array | None, batch_images: int) -> jax.Array:
+    """dS/dx at each of n variants of every image, inputs (n, B, H, W, 3) -> (B, n, H, W, 3), run as
+    passes of about `batch_images` images (vmapped variants, chunks one after another)."""
+    n, b = inputs.shape[:2]
+
+    def grads(idx):
+        v = inputs[idx].reshape(-1, *inputs.shape[2:])  # (chunk * B, H, W, 3)
+        rep = jnp.tile(classes, len(idx))
+        other = None if contrast is None else jnp.tile(contrast, len(idx))
+        return input_gradient(model, v, rep, target, other).reshape(len(idx), b, *inputs.shape[2:]).swapaxes(0, 1)
+
+    return over_chunks(grads, n, chunk_size(b, batch_images))
 
 
 def saliency(model: Model, x: jax.Array, classes: jax.Array | None = None, target: Target = logit,
@@ -58,12 +74,13 @@ def smoothgrad_noise(key: jax.Array, x: jax.Array, samples: int, sigma: float) -
 
 def smoothgrad(model: Model, x: jax.Array, classes: jax.Array | None = None, target: Target = logit,
                contrast: jax.Array | None = None, key: jax.Array | None = None, samples: int = 25,
-               sigma: float = 0.15) -> Explanation:
-    """SmoothGrad: the mean of dS/dx over `samples` noisy copies of x (noise from `smoothgrad_noise`)."""
+               sigma: float = 0.15, batch_images: int = 32) -> Explanation:
+    """SmoothGrad: the mean of dS/dx over `samples` noisy copies of x (noise from `smoothgrad_noise`),
+    about `batch_images` copies per pass."""
     logits, classes = _classes(model, x, classes)
     noise = smoothgrad_noise(jax.random.key(0) if key is None else key, x, samples, sigma)
-    grads = jax.lax.map(lambda n: input_gradient(model, x + n, classes, target, contrast), noise)
-    return _explanation(logits, classes, grads.mean(axis=0))
+    grads = _gradients_along(model, x[None] + noise, classes, target, contrast, batch_images)
+    return _explanation(logits, classes, grads.mean(axis=1))
 
 
 def gauss_legendre(steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,14 +91,15 @@ def gauss_legendre(steps: int) -> tuple[np.ndarray, np.ndarray]:
 
 def integrated_gradients(model: Model, x: jax.Array, classes: jax.Array | None = None, target: Target = logit,
                          contrast: jax.Array | None = None, baseline: jax.Array | None = None,
-                         steps: int = 50) -> Explanation:
+                         steps: int = 50, batch_images: int = 32) -> Explanation:
     """Integrated Gradients: (x - x0) * integral_0^1 dS/dx(x0 + t (x - x0)) dt by Gauss-Legendre,
-    x0 = `baseline` (zeros: the mean image after normalisation); `delta` = the completeness residual."""
+    x0 = `baseline` (zeros: the mean image after normalisation); `delta` = the completeness residual.
+    About `batch_images` path points per pass."""
     logits, classes = _classes(model, x, classes)
     x0 = jnp.zeros_like(x) if baseline is None else jnp.broadcast_to(baseline, x.shape)
     alphas, weights = gauss_legendre(steps)
-    grads = jax.lax.map(lambda t: input_gradient(model, x0 + t * (x - x0), classes, target, contrast),
-                        jnp.asarray(alphas, x.dtype))
-    attribution = (x - x0) * jnp.tensordot(jnp.asarray(weights, x.dtype), grads, axes=1)
+    path = x0[None] + jnp.asarray(alphas, x.dtype)[:, None, None, None, None] * (x - x0)[None]
+    grads = _gradients_along(model, path, classes, target, contrast, batch_images)  # (B, steps, H, W, 3)
+    attribution = (x - x0) * jnp.einsum("s,bs...->b...", jnp.asarray(weights, x.dtype), grads)
     gap = target(logits, classes, contrast) - target(model(x0), classes, contrast)
     return _explanation(logits, classes, attribution, attribution.sum(axis=(1, 2, 3)) - gap)

@@ -30,8 +30,9 @@ OTHERS = {
 }
 METHODS: tuple[str, ...] = (*WEIGHTINGS, *OTHERS)
 # The options each method takes (all static but smoothgrad's key and IG's baseline).
-OPTIONS = {"scorecam": {"batch_images"}, "ablationcam": {"batch_images"}, "smoothgrad": {"key", "samples", "sigma"},
-           "integrated_gradients": {"baseline", "steps"}}
+OPTIONS = {"scorecam": {"batch_images"}, "ablationcam": {"batch_images"},
+           "smoothgrad": {"key", "samples", "sigma", "batch_images"},
+           "integrated_gradients": {"baseline", "steps", "batch_images"}}
 
 
 @functools.partial(jax.jit, static_argnames=("names", "target"))
@@ -57,8 +58,9 @@ def explain_many(model: Model, images: jax.Array, methods: tuple[str, ...] | lis
       target: "logit" (the paper's), "softmax", "log_softmax", "contrast_mean" or "contrast".
       classes: (B,) ints to explain; default each image's top class. Out of range is an error.
       contrast: (B,) second classes for target="contrast".
-      **options: batch_images (scorecam, ablationcam), key/samples/sigma (smoothgrad),
-        baseline/steps (integrated_gradients).
+      **options: batch_images (scorecam, ablationcam, smoothgrad, integrated_gradients: the
+        images per pass, the memory bound), key/samples/sigma (smoothgrad), baseline/steps
+        (integrated_gradients).
 
     Example:
       >>> out = explain_many(model, images, ["gradcam", "gradcam++", "layercam"], target="softmax")

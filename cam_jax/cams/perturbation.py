@@ -36,15 +36,18 @@ def align_corners_matrix(size: int, source: int) -> np.ndarray:
     return m
 
 
-def _over_channels(fn, k: int, chunk: int) -> jax.Array:
-    """fn(indices (chunk,)) -> (B, chunk) for chunks covering 0..K-1 -> (B, K), one chunk at a time."""
-    n = -(-k // chunk)
+def over_chunks(fn, count: int, chunk: int) -> jax.Array:
+    """fn(indices (chunk,)) -> (B, chunk, ...) for chunks covering 0..count-1 -> (B, count, ...), one chunk at a
+    time (`lax.map`), so memory holds one chunk; the last chunk repeats index count - 1 and is cut off."""
+    n = -(-count // chunk)
     starts = jnp.arange(n) * chunk
-    out = jax.lax.map(lambda s: fn(jnp.minimum(s + jnp.arange(chunk), k - 1)), starts)  # (n, B, chunk)
-    return jnp.moveaxis(out, 0, 1).reshape(out.shape[1], n * chunk)[:, :k]
+    out = jax.lax.map(lambda s: fn(jnp.minimum(s + jnp.arange(chunk), count - 1)), starts)  # (n, B, chunk, ...)
+    out = jnp.moveaxis(out, 0, 1)
+    return out.reshape(out.shape[0], n * chunk, *out.shape[3:])[:, :count]
 
 
-def _chunk(batch: int, batch_images: int) -> int:
+def chunk_size(batch: int, batch_images: int) -> int:
+    """How many variants of each of `batch` images fit one pass of `batch_images`."""
     return max(1, batch_images // batch)
 
 
@@ -66,7 +69,7 @@ def score_cam(model: Model, x: jax.Array, classes: jax.Array | None = None, targ
     up = jnp.einsum("Hh,bhwk,Ww->bkHW", m, a, m)
     lo, hi = up.min(axis=(2, 3), keepdims=True), up.max(axis=(2, 3), keepdims=True)
     masks = (up - lo) / (hi - lo + 1e-8)
-    chunk = _chunk(b, batch_images)
+    chunk = chunk_size(b, batch_images)
 
     def scores(idx):
         masked = x[:, None] * masks[:, idx, :, :, None]  # (B, chunk, H, W, 3)
@@ -74,7 +77,7 @@ def score_cam(model: Model, x: jax.Array, classes: jax.Array | None = None, targ
         rep = jnp.repeat(classes, chunk)
         return target(y, rep, None if contrast is None else jnp.repeat(contrast, chunk)).reshape(b, chunk)
 
-    weights = jax.nn.softmax(_over_channels(scores, k, chunk), axis=-1)
+    weights = jax.nn.softmax(over_chunks(scores, k, chunk), axis=-1)
     return Explanation(logits, classes, jax.nn.relu(jnp.einsum("bhwk,bk->bhw", a, weights)))
 
 
@@ -93,7 +96,7 @@ def ablation_cam(model: Model, x: jax.Array, classes: jax.Array | None = None, t
     b, h, w, k = a.shape
     low = a.min(axis=(1, 2, 3))
     value = jnp.where(low == 0, 0.0, low - ABLATION_VALUE).astype(a.dtype)
-    chunk = _chunk(b, batch_images)
+    chunk = chunk_size(b, batch_images)
 
     def scores(idx):
         hit = jax.nn.one_hot(idx, k, dtype=bool)  # (chunk, K)
@@ -102,5 +105,5 @@ def ablation_cam(model: Model, x: jax.Array, classes: jax.Array | None = None, t
         rep = jnp.repeat(classes, chunk)
         return target(y, rep, None if contrast is None else jnp.repeat(contrast, chunk)).reshape(b, chunk)
 
-    weights = (s0[:, None] - _over_channels(scores, k, chunk)) / jnp.where(s0 == 0, 1.0, s0)[:, None]
+    weights = (s0[:, None] - over_chunks(scores, k, chunk)) / jnp.where(s0 == 0, 1.0, s0)[:, None]
     return Explanation(logits, classes, jax.nn.relu(jnp.einsum("bhwk,bk->bhw", a, weights)))

@@ -1,4 +1,4 @@
-"""Timings of forward, GradCAM (original and T1-T4) and the evaluation step, as ratios.
+"""Timings of forward, GradCAM (original and T1-T4), the evaluation step and every explanation method, as ratios.
 
 Every function is jitted and compiled once (compile time reported apart), run
 once to warm up, then timed in `repeats` interleaved rounds: each round runs
@@ -19,6 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from cam_jax.cams.engine import cam_from_features
+from cam_jax.cams.methods import METHODS, explain_many
+from cam_jax.cams.weightings import WEIGHTINGS
 from cam_jax.data import images, shapes
 from cam_jax.evaluation import step as evaluate
 from cam_jax.evaluation.suite import Settings, build, sticker
@@ -134,3 +136,42 @@ def layer_profile(model: Model, batch_size: int = 8, repeats: int = 9) -> dict[s
     for name, n in flops.items():
         timings[name]["gflop_per_s"] = n / timings[name]["median_s"] / 1e9
     return timings
+
+
+def methods_run(model: Model, batch_size: int = 8, repeats: int = 3, methods: tuple[str, ...] = METHODS,
+                batch_images: int = 16, seed: int = 0) -> dict[str, Any]:
+    """Each explanation method's time, alone and (the gradient-weighted ones) all together, over the forward.
+
+    Every call goes through `explain_many` as a user would (input checks included).
+    Returns {"timings", "ratios": {method: time / forward}, "per_image_s": {method: s}}.
+    """
+    size = model.input_size
+    data = shapes.batch(shapes.TEST_SEED, range(batch_size), size)
+    x = jnp.asarray(images.normalize(data.pixels))
+    forward = jax.jit(lambda m, x: m(x))
+    # captum batches IG's 50 steps 10 images at a time (scripts/bench_peers.py): the same here.
+    options = {"scorecam": {"batch_images": batch_images}, "ablationcam": {"batch_images": batch_images * 16},
+               "smoothgrad": {"batch_images": batch_size * 25},
+               "integrated_gradients": {"batch_images": batch_size * 10}}
+    calls: dict[str, Callable[[], Any]] = {"forward": lambda: forward(model, x)}
+    for name in methods:
+        calls[name] = lambda name=name: explain_many(model, x, [name], **options.get(name, {}))
+    weighted = [m for m in methods if m in WEIGHTINGS]
+    if weighted:
+        calls["all gradient-weighted"] = lambda: explain_many(model, x, weighted)
+    compile_s = {}
+    for name, call in calls.items():
+        start = time.perf_counter()
+        _block(call())
+        compile_s[name] = time.perf_counter() - start
+    timings = interleaved(calls, repeats)
+    for name in timings:
+        timings[name]["first_call_s"] = compile_s[name]
+
+    def ratio(a: str) -> float:
+        return statistics.median(t / f for t, f in zip(timings[a]["times_s"], timings["forward"]["times_s"],
+                                                       strict=True))
+
+    names = [n for n in calls if n != "forward"]
+    return {"timings": timings, "ratios": {n: ratio(n) for n in names},
+            "per_image_s": {n: timings[n]["median_s"] / batch_size for n in calls}}
