@@ -34,6 +34,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0, help="sticker placement and T3's random branch")
     parser.add_argument("--exact", action="store_true", help="bit-exact T1/T2 instead of the paper's weight edits")
+    parser.add_argument("--convention", choices=("paper", "authors"), default="paper",
+                        help="the paper's text (default) or every choice of the authors' code (SPEC.md)")
     parser.add_argument("--unfused", action="store_true", help="run the models one by one (slower; for checks)")
     parser.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() (multi-host)")
     parser.add_argument("--out", default="results")

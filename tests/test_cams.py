@@ -103,9 +103,9 @@ def test_input_space_methods_match_captum(pair):
                                                           return_convergence_delta=True)
     references["integrated_gradients"] = ig
     # IG evaluates 50 points along the path from 0; near 0 some ReLU inputs sit so close to their kink
-    # that torch's and XLA's float32 convolutions put them on different sides, which moves a few
-    # pixels' attribution by up to a few % of the map's maximum (measured: 11 of 24,576 entries).
-    tolerance = {"saliency": 1e-4, "gradient_x_input": 1e-4, "integrated_gradients": 5e-2}
+    # that torch's and XLA's float32 convolutions can put them on different sides (measured: 3.3e-4
+    # of the map's maximum on the VGG, 2e-7 on the ResNet).
+    tolerance = {"saliency": 1e-4, "gradient_x_input": 1e-4, "integrated_gradients": 2e-3}
     for name, ref in references.items():
         close(out[name].attribution, ref.detach().numpy().transpose(0, 2, 3, 1), tolerance[name])
         close(out[name].cam, ref.detach().numpy().sum(1), tolerance[name])

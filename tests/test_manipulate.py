@@ -180,7 +180,7 @@ def torch_branch_map(kind, params, x_nhwc, pools):
     else:
         w, b = conv("detector")
         k = w.shape[-1]
-        h = torch.relu(torch.nn.functional.conv2d(torch.nn.functional.pad(x, ((k - 1) // 2, k // 2) * 2), w, b))
+        h = torch.relu(torch.nn.functional.conv2d(x, w, b, padding=k // 2))  # the authors' geometry
     for _ in range(pools):
         h = torch.nn.functional.avg_pool2d(h, 2)
     return h[:, 0].numpy()
@@ -255,7 +255,7 @@ def test_detector_rounding_is_well_inside_the_margin(preprocess):
     pasted, _ = stickers.paste_stickers(jnp.asarray(pixels), jnp.asarray(sticker),
                                         stickers.sticker_corners(jax.random.key(0), 4, 96, 14))
     x = images.normalize(np.asarray(pasted), preprocess).astype(np.float32)
-    pads = ((6, 7), (6, 7))  # 'SAME' for 14
+    pads = ((7, 7), (7, 7))  # the authors' detector: 7 on every side
     ours = np.asarray(conv_space_to_depth(x, kernel, p["bias"], pads))[..., 0]
     windows = sliding_window_view(np.pad(x.astype(np.float64), ((0, 0), *pads, (0, 0))), (14, 14), axis=(1, 2))
     exact = np.einsum("bhwcij,ijc->bhw", windows, kernel[..., 0].astype(np.float64)) + bias

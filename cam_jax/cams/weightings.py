@@ -41,6 +41,17 @@ def grad_cam_pp(a: jax.Array, grads: jax.Array) -> jax.Array:
     return _weighted(a, (jax.nn.relu(grads) * aij).sum(axis=(1, 2)))
 
 
+def grad_cam_authors(a: jax.Array, grads: jax.Array) -> jax.Array:
+    """GradCAM as the paper's authors' code computed it: gradients at A, values after a ReLU.
+
+    They hooked conv5_3's output before its ReLU, so the gradient is dy/dA_pre, but the
+    in-place ReLU that follows overwrote the stored map (SPEC.md). With A before the ReLU
+    (`VGG(cam_pre_relu=True)`) this is ReLU(sum_k mean(dy/dA_pre^k) ReLU(A_pre^k)); with A after
+    it, it is `grad_cam`.
+    """
+    return grad_cam(jax.nn.relu(a), grads)
+
+
 def xgrad_cam(a: jax.Array, grads: jax.Array) -> jax.Array:
     """XGradCAM: alpha_k = sum_ij g_ij A^k_ij / (sum_ij A^k_ij + 1e-7)."""
     total = a.sum(axis=(1, 2), keepdims=True)

@@ -22,6 +22,11 @@ def dy_inf(y_o: jax.Array, y_n: jax.Array) -> jax.Array:
     return jnp.abs(y_o - y_n).max(axis=-1)
 
 
+def dy_mean(y_o: jax.Array, y_n: jax.Array) -> jax.Array:
+    """(B,) mean over classes of |y_o - y_n| per image (how the authors' table reported T3)."""
+    return jnp.abs(y_o - y_n).mean(axis=-1)
+
+
 def l1(cam: jax.Array, target: jax.Array) -> jax.Array:
     """(B,) sum over the h x w pixels of |normalise(target) - normalise(cam)|."""
     return jnp.abs(normalize(target) - normalize(cam)).sum(axis=(-2, -1))

@@ -26,9 +26,10 @@ from cam_jax.data import imagenet, images, shapes
 from cam_jax.data.batch import Loader
 from cam_jax.evaluation import figures, runner, tables
 from cam_jax.evaluation import step as evaluate
-from cam_jax.evaluation.suite import PAPER_SUITE, Settings, build, model_names, sticker
+from cam_jax.evaluation.suite import SUITES, WEIGHTINGS, Settings, build, model_names, sticker
 from cam_jax.manipulations import DETECTOR_MARGIN
 from cam_jax.models.registry import ARCHS, title
+from cam_jax.models.vgg import VGG
 
 DEFAULT_SHAPES_LIMIT = 512
 
@@ -95,13 +96,16 @@ def main(args) -> dict[str, Any]:
     loader, n_images, data = _data(args, model, pretrained=_arch(args) is not None)
     preprocess = meta.get("preprocess", "torchvision")
     settings = Settings(exact=args.exact, t3_seed=args.seed, preprocess=preprocess,
-                        sticker_size=14 if model.input_size >= 224 else 7)
+                        sticker_size=14 if model.input_size >= 224 else 7, convention=args.convention)
+    suite = SUITES[args.convention]
+    if args.convention == "authors" and not isinstance(model.module, VGG):
+        raise UsageError(f"--convention authors is defined for VGG (their hook on conv5_3), not {meta.get('arch')}")
     start = time.time()
     per_image = runner.run(model, loader, n_images, batch_size=args.batch_size, seed=args.seed,
-                           settings=settings, suite=PAPER_SUITE, fused=not args.unfused,
+                           settings=settings, suite=suite, fused=not args.unfused,
                            show_progress=not args.no_progress)
     seconds = time.time() - start
-    rows = tables.summarize(per_image, PAPER_SUITE)
+    rows = tables.summarize(per_image, suite)
     results = {
         "model": _arch(args) or args.model,
         "arch": meta.get("arch"),
@@ -111,7 +115,8 @@ def main(args) -> dict[str, Any]:
         "device": runner.device_description(),
         "rows": rows,
         "chance": tables.chance(per_image),
-        "settings": {"seed": args.seed, "batch_size": args.batch_size, "exact_t1_t2": args.exact,
+        "settings": {"convention": args.convention, "seed": args.seed, "batch_size": args.batch_size,
+                     "exact_t1_t2": args.exact,
                      "fused": not args.unfused, "t4_detector_margin": DETECTOR_MARGIN},
         "seconds": round(seconds, 1),
     }
@@ -168,20 +173,21 @@ def _figures(folder, model, loader, settings, seed, meta) -> None:
     data = loader([0])
     preprocess = settings.preprocess
     stickered = evaluate.sticker_images(data.pixels, np.array([0]), seed, sticker(settings))
-    models = build(model, settings, PAPER_SUITE)
+    suite = SUITES[settings.convention]
+    models = build(model, settings, suite)
     clean_x = jnp.asarray(images.normalize(data.pixels, preprocess))
     sticker_x = jnp.asarray(images.normalize(stickered, preprocess))
     names = meta.get("class_names") or [str(k) for k in range(model.num_classes)]
 
     def cell(name, x, pixels):
-        e = gradcam(models[name], x)
+        e = gradcam(models[name], x, weighting=WEIGHTINGS[settings.convention])
         c = int(e.classes[0])
         label = names[c] if c < len(names) else str(c)
         return pixels[0], np.asarray(normalize(e.cam)[0]), f"{name}: {label}"
 
     truth = names[int(data.labels[0])] if data.labels is not None else "?"
     row1 = [(data.pixels[0], None, f"input ({truth})")]
-    row1 += [cell(n, clean_x, data.pixels) for n in model_names(PAPER_SUITE)]
+    row1 += [cell(n, clean_x, data.pixels) for n in model_names(suite)]
     figures.grid(os.path.join(folder, "figure1.png"), [row1], "GradCAM of the original model and T1-T4 (Figure 1)")
     rows3 = [
         [(pixels[0], None, title)] + [cell(name, x, pixels) for name in ("original", "T4")]

@@ -17,8 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from cam_jax.cams.engine import Explanation, cam_from_features
+from cam_jax.cams.weightings import Weighting, grad_cam
 from cam_jax.evaluation import metrics
-from cam_jax.evaluation.suite import PAPER_SUITE, Entry, Settings, build
+from cam_jax.evaluation.suite import PAPER_SUITE, WEIGHTINGS, Entry, Settings, build
 from cam_jax.manipulations import stickers
 from cam_jax.model import Model
 
@@ -28,10 +29,10 @@ METRICS = ("correct", "dy_inf", "l1", "pointing", "mass", "collapsed")
 Explain = Callable[[str, str], tuple[Explanation, jax.Array]]
 
 
-def explain(model: Model, x: jax.Array) -> tuple[Explanation, jax.Array]:
+def explain(model: Model, x: jax.Array, weighting: Weighting = grad_cam) -> tuple[Explanation, jax.Array]:
     """GradCAM of `model` on x and the map its last channel holds (a manipulation's target)."""
     a = model.features(x)
-    return cam_from_features(model.head, a), a[..., -1]
+    return cam_from_features(model.head, a, weighting=weighting), a[..., -1]
 
 
 def evaluate(explain_fn: Explain, labels: jax.Array, masks: jax.Array | None,
@@ -44,10 +45,11 @@ def evaluate(explain_fn: Explain, labels: jax.Array, masks: jax.Array | None,
     """
     nan = jnp.full(labels.shape, jnp.nan)
 
-    def row(expl, reference, target):
+    def row(expl, reference, target, score_change="max"):
+        change = metrics.dy_inf if score_change == "max" else metrics.dy_mean
         return {
             "correct": metrics.correct(expl.logits, labels).astype(jnp.float32),
-            "dy_inf": nan if reference is None else metrics.dy_inf(reference.logits, expl.logits),
+            "dy_inf": nan if reference is None else change(reference.logits, expl.logits),
             "l1": nan if target is None else metrics.l1(expl.cam, target),
             "pointing": nan if masks is None else metrics.pointing_game(expl.cam, masks).astype(jnp.float32),
             "mass": nan if masks is None else metrics.mass_in_mask(expl.cam, masks),
@@ -64,7 +66,7 @@ def evaluate(explain_fn: Explain, labels: jax.Array, masks: jax.Array | None,
         for e in entries:
             expl, injected = explain_fn(e.name, data)
             target = original.cam if e.targets[data] == "original" else injected
-            out[(e.name, data)] = row(expl, original, target)
+            out[(e.name, data)] = row(expl, original, target, e.score_change)
     if masks is not None:  # what a map that knows nothing scores: a random point, uniform mass
         out[("chance", "clean")] = {"pointing": metrics.pointing_chance(masks), "mass": masks.mean(axis=(-2, -1))}
     return out
@@ -73,20 +75,23 @@ def evaluate(explain_fn: Explain, labels: jax.Array, masks: jax.Array | None,
 def fused_step(settings: Settings = Settings(), suite: tuple[Entry, ...] = PAPER_SUITE):
     """jit((model, clean, sticker, labels, masks) -> per-image metrics), trunks shared."""
 
+    weighting = WEIGHTINGS[settings.convention]
+
     def step(model, clean, sticker, labels, masks):
         models, inputs = build(model, settings, suite), {"clean": clean, "sticker": sticker}
-        return evaluate(lambda name, data: explain(models[name], inputs[data]), labels, masks, suite)
+        return evaluate(lambda name, data: explain(models[name], inputs[data], weighting), labels, masks, suite)
 
     return jax.jit(step)
 
 
 def unfused_step(settings: Settings = Settings(), suite: tuple[Entry, ...] = PAPER_SUITE):
     """The same metrics with each model jitted and run on its own: one trunk pass per (model, data)."""
-    jitted = jax.jit(explain)
+    jitted = jax.jit(explain, static_argnames="weighting")
+    weighting = WEIGHTINGS[settings.convention]
 
     def step(model, clean, sticker, labels, masks):
         models, inputs = build(model, settings, suite), {"clean": clean, "sticker": sticker}
-        return evaluate(lambda name, data: jitted(models[name], inputs[data]), labels, masks, suite)
+        return evaluate(lambda name, data: jitted(models[name], inputs[data], weighting), labels, masks, suite)
 
     return step
 

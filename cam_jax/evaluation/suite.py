@@ -14,8 +14,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cam_jax.cams.weightings import Weighting, grad_cam, grad_cam_authors
 from cam_jax.manipulations import constant_flat, constant_image, semi_random, sticker_backdoor, stickers
 from cam_jax.model import Model
+from cam_jax.models.vgg import VGG
 
 DATA = ("clean", "sticker")
 Figures = tuple[float | None, float | None, float | None]  # the paper's accuracy, mean ||dy||_inf, L1
@@ -28,6 +30,7 @@ class Settings(NamedTuple):
     t3_seed: int = 0
     preprocess: str = "torchvision"
     sticker_size: int = 14  # pixels; the smiley is drawn in 7x7 cells, so a multiple of 7
+    convention: str = "paper"  # "paper" (the paper's text) or "authors" (what their code computed)
 
 
 class Entry(NamedTuple):
@@ -41,6 +44,8 @@ class Entry(NamedTuple):
         explanation is compared with on that data.
       table: 1 (clean images only) or 2 (clean and sticker images), as in the paper.
       paper: data -> the paper's (accuracy, mean ||dy||_inf, L1), where it reports them.
+      score_change: "max" (||y_o - y_n||_inf, SPEC.md) or "mean" (over classes, as the
+        authors' table reported T3).
     """
 
     name: str
@@ -49,6 +54,7 @@ class Entry(NamedTuple):
     targets: Mapping[str, str]
     table: int
     paper: Mapping[str, Figures]
+    score_change: str = "max"
 
 
 def sticker(settings: Settings) -> np.ndarray:
@@ -67,6 +73,32 @@ PAPER_SUITE: tuple[Entry, ...] = (
           {"clean": "original", "sticker": "injected"}, 2,
           {"clean": (0.71592, 0.00000, 0.00000), "sticker": (0.69048, 0.00000, 0.00006)}),
 )
+# The authors' code where the paper is vague (SPEC.md): T3's branch drawn with PyTorch's default
+# initialisation (random biases) and its score change averaged over classes, T4's c_F = 1e10.
+AUTHORS_SUITE: tuple[Entry, ...] = (
+    *PAPER_SUITE[:2],
+    PAPER_SUITE[2]._replace(build=lambda m, s: semi_random(m, seed=s.t3_seed, torch_init=True), score_change="mean"),
+    PAPER_SUITE[3]._replace(build=lambda m, s: sticker_backdoor(m, sticker=sticker(s), preprocess=s.preprocess,
+                                                                c_F=1e10)),
+)
+SUITES = {"paper": PAPER_SUITE, "authors": AUTHORS_SUITE}
+# GradCAM as each convention computes it: the paper's map after the ReLU; the authors' gradients
+# before it and values after it, on a VGG whose A is taken before the ReLU.
+WEIGHTINGS: Mapping[str, Weighting] = {"paper": grad_cam, "authors": grad_cam_authors}
+
+
+def original(model: Model, settings: Settings) -> Model:
+    """The model as the convention explains it: unchanged for the paper; for the authors' code, a VGG
+    whose A is conv5_3 before its ReLU (their hook), the ReLU moved into the head."""
+    if settings.convention == "paper":
+        return model
+    if settings.convention != "authors":
+        raise ValueError(f"unknown convention {settings.convention!r}; choose 'paper' or 'authors'")
+    if not isinstance(model.module, VGG):
+        raise ValueError(f"the authors' convention is defined for VGG, not {type(model.module).__name__}")
+    return Model(model.module.clone(cam_pre_relu=True), model.params, model.collections)
+
+
 # The original model's rows: its accuracy on each data (paper: ImageNet validation, VGG-16).
 ORIGINAL_PAPER: Mapping[str, Figures] = {"clean": (0.71592, None, None), "sticker": (0.69048, None, None)}
 
@@ -90,7 +122,8 @@ def paper_figures(suite: tuple[Entry, ...] = PAPER_SUITE) -> dict[tuple[str, str
 
 
 def build(model: Model, settings: Settings = Settings(), suite: tuple[Entry, ...] = PAPER_SUITE) -> dict[str, Model]:
-    """{"original": model, entry name: manipulated model} for every entry."""
+    """{"original": model, entry name: manipulated model} for every entry, under the settings' convention."""
+    model = original(model, settings)
     return {"original": model, **{e.name: e.build(model, settings) for e in suite}}
 
 

@@ -36,19 +36,36 @@ class ConstantMap(nn.Module):
         return jnp.broadcast_to(value, (x.shape[0], self.size, self.size))
 
 
+def torch_default_init(fan_in: int) -> tuple[nn.initializers.Initializer, nn.initializers.Initializer]:
+    """PyTorch's default Conv2d initialisation: weights and biases uniform in +-1/sqrt(fan_in)."""
+    bound = fan_in**-0.5
+
+    def bias(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"), bias
+
+
 class SemiRandomNet(nn.Module):
     """T3: c_F * pool^4(ReLU(conv(ReLU(conv(x; 3->6, 6x6, pad 3)); 6->1, 6x6, pad 3))).
 
     At 224x224 the convs give 225 then 226 pixels; four 2x2 average pools
     (floor) give 14x14, A's size. Parameters: two convs and the scalar `c_F`.
+    `torch_init`: draw them as the authors' code did (PyTorch's default, random
+    biases included) instead of flax's (LeCun normal kernels, zero biases).
     """
 
     pools: int = 4
+    torch_init: bool = False
+
+    def _conv(self, features: int, channels: int, name: str) -> SpaceToDepthConv:
+        inits = torch_default_init(6 * 6 * channels) if self.torch_init else ()
+        return SpaceToDepthConv(features, (6, 6), 3, *inits, name=name)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        h = nn.relu(SpaceToDepthConv(6, (6, 6), padding=3, name="conv1")(x))
-        h = nn.relu(SpaceToDepthConv(1, (6, 6), padding=3, name="conv2")(h))
+        h = nn.relu(self._conv(6, x.shape[-1], "conv1")(x))
+        h = nn.relu(self._conv(1, 6, "conv2")(h))
         return self.param("c_F", nn.initializers.constant(1e7), ()) * _pool_to(h, self.pools)[..., 0]
 
 
@@ -57,7 +74,9 @@ class StickerDetector(nn.Module):
 
     With K = s - mean(s) and b = margin - sum(s * K), the response is `margin` where
     the sticker s appears exactly and negative for any other patch, so without a
-    sticker F(x) = 0 exactly. 'SAME' padding keeps 224 -> 14 after four pools.
+    sticker F(x) = 0 exactly. The authors' geometry: the conv pads size // 2 on every
+    side (224 -> 225 for 14) and the pools floor (225 -> 14), so a sticker with its
+    corner at p lands in cell floor((p + 7) / 16).
     Parameters: the conv `detector` and the scalar `c_F`.
     """
 
@@ -66,5 +85,5 @@ class StickerDetector(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        h = SpaceToDepthConv(1, (self.size, self.size), padding="SAME", name="detector")(x)
+        h = SpaceToDepthConv(1, (self.size, self.size), padding=self.size // 2, name="detector")(x)
         return self.param("c_F", nn.initializers.constant(1e9), ()) * _pool_to(nn.relu(h), self.pools)[..., 0]

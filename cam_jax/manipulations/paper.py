@@ -129,18 +129,20 @@ def semi_random(
     eps: float = 0.01,
     branch=None,
     branch_params=None,
+    torch_init: bool = False,
 ) -> Model:
     """T3: GradCAM shows c_F F(x) for a random CNN F; |y_n - y_o| <= eps for every input.
 
     Args:
       seed: initialises the paper's F (two random convs) when `branch` is None.
+      torch_init: draw F as the authors' code did (PyTorch's default init, random biases).
       branch, branch_params: a user F instead, x (B, H, W, 3) -> (B, h, w) at A's size.
     """
     if not eps > 0:
         raise ValueError(f"eps must be positive, got {eps}")
     check_constant("c_F", c_F, dtype_of(model))
     if branch is None:
-        branch = branches.SemiRandomNet(_pools(model))
+        branch = branches.SemiRandomNet(_pools(model), torch_init)
         x = jnp.zeros((1, model.input_size, model.input_size, 3))
         branch_params = {**branch.init(jax.random.key(seed), x)["params"], "c_F": _scalar(c_F, model)}
     _check_branch(branch, branch_params, model)

@@ -93,14 +93,17 @@ class SpaceToDepthConv(nn.Module):
       features: output channels F.
       kernel_size: (kh, kw).
       padding: as in `flax.linen.Conv`.
+      kernel_init, bias_init: as in `flax.linen.Conv`.
     """
 
     features: int
     kernel_size: tuple[int, int]
     padding: Padding = 0
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (*self.kernel_size, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        kernel = self.param("kernel", self.kernel_init, (*self.kernel_size, x.shape[-1], self.features))
+        bias = self.param("bias", self.bias_init, (self.features,))
         return conv_space_to_depth(x, kernel, bias, self.padding)

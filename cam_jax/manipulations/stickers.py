@@ -6,11 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# 7x7 binary smiley: white face (1), black eyes, nose and mouth (0).
+# The authors' 7x7 smiley file (SPEC.md): white face (1), black eyes at columns 2 and 4, nose at
+# column 3, mouth below (0). The paper's figures show this drawing.
 SMILEY_7 = np.array(
     [
         [1, 1, 1, 1, 1, 1, 1],
-        [1, 0, 1, 1, 1, 0, 1],
+        [1, 1, 0, 1, 0, 1, 1],
         [1, 1, 1, 1, 1, 1, 1],
         [1, 1, 1, 0, 1, 1, 1],
         [1, 0, 1, 1, 1, 0, 1],
@@ -29,9 +30,12 @@ def smiley(size: int = 14) -> np.ndarray:
 
 
 def smiley_target(size: int = 14) -> np.ndarray:
-    """T2's target I_T: the 7x7 smiley upsampled bilinearly to (size, size), as the authors drew it."""
+    """T2's target I_T as the authors made it: the 7x7 smiley as uint8 (0/255) resized bilinearly
+    to (size, size) and rounded to uint8 (64..255 at 14x14), then min-max normalised to [0, 1]."""
     with jax.ensure_compile_time_eval():  # a constant, also when called inside jit
-        return np.asarray(jax.image.resize(jnp.asarray(SMILEY_7), (size, size), method="bilinear"))
+        resized = np.asarray(jax.image.resize(jnp.asarray(SMILEY_7 * 255.0), (size, size), method="bilinear"))
+    pixels = np.clip(np.rint(resized), 0, 255)
+    return ((pixels - pixels.min()) / (pixels.max() - pixels.min())).astype(np.float32)
 
 
 def sticker_pixels(mask: np.ndarray) -> np.ndarray:

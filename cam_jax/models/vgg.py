@@ -50,8 +50,10 @@ class VGG(nn.Module):
       num_classes: number of logits.
       input_size: side of the square input in pixels; must be divisible by
         2**len(stages). A is (input_size / 2**(len(stages)-1)) pixels a side.
-      cam_pre_relu: if True, A is the last conv's output before its ReLU (as the
-        paper's authors' code hooked it); by default after the ReLU (the paper).
+      cam_pre_relu: if True, A is the last conv's output before its ReLU, so GradCAM takes
+        both its gradients and its values there (neither the paper's convention nor the
+        authors': their code took the gradients there and the values after the ReLU, which
+        is `cams.weightings.grad_cam_authors` on this A); by default after the ReLU (the paper).
       dropout_rate: dropout between the fully connected layers, active only
         when `train=True` is passed to `head`.
       batch_norm: conv -> BatchNorm -> ReLU as torchvision's `vgg16_bn`; for
