@@ -117,3 +117,16 @@ def test_cuts_it_refuses(network):
         cut(net, variables, "ResNetBlock_7/Conv_1", input_size=64, train=False)
     with pytest.raises(ValueError, match="what network.init returns"):
         cut(net, variables["params"], "ResNetBlock_7", input_size=64)
+
+
+def test_every_method_runs_on_a_cut_network(network):
+    """The whole family through the adapter: finite maps at A's size (CAMs) or the image's (input space)."""
+    from cam_jax import explain_many
+
+    net, variables, x = network
+    model = cut(net, variables, "ResNetBlock_7", input_size=64, train=False)
+    out = explain_many(model, x, "all", batch_images=64, samples=2, steps=4)
+    for name, e in out.items():
+        assert np.isfinite(np.asarray(e.cam)).all(), name
+        assert e.cam.shape in ((3, 2, 2), (3, 64, 64)), (name, e.cam.shape)
+    np.testing.assert_array_equal(np.asarray(out["gradcam"].classes), np.asarray(out["saliency"].classes))
