@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 
 from cam_jax import Model, convert, gradcam, init_params
 from cam_jax import manipulations as manipulate
@@ -151,6 +151,7 @@ def closed_form_map(model, x, classes, injected):
     return np.maximum(np.einsum("bhwk,bk->bhw", np.asarray(a), np.asarray(g.mean(axis=(1, 2)))) + injected, 0)
 
 
+@settings(max_examples=5)  # each new (arch, size, classes) compiles a ResNet
 @given(config=configs, c_A=st.floats(100, 1000), c_W=st.floats(100, 1000))
 def test_paper_t1_on_gap_head_scores_within_bound_and_never_collapses(config, c_A, c_W):
     model, x = model_and_images(config)
@@ -168,6 +169,7 @@ def test_paper_t1_on_gap_head_scores_within_bound_and_never_collapses(config, c_
     assert (l1(e.cam, np.ones_like(np.asarray(e.cam))) < 0.05).all()
 
 
+@settings(max_examples=5)
 @given(config=configs, c_I=st.floats(100, 1000), c_W=st.floats(10, 100))
 def test_paper_t2_on_gap_head_scores_within_bound_and_map_is_the_target(config, c_I, c_W):
     model, x = model_and_images(config)

@@ -35,15 +35,18 @@ OPTIONS = {"scorecam": {"batch_images"}, "ablationcam": {"batch_images"},
            "integrated_gradients": {"baseline", "steps", "batch_images"}}
 
 
-@functools.partial(jax.jit, static_argnames=("names", "target"))
-def _weighted(model: Model, images, classes, contrast, names: tuple[str, ...], target: str):
-    weightings = {name: WEIGHTINGS[name] for name in names}
-    return cams_from_features(model.head, model.features(images), weightings, classes, targets.get(target), contrast)
-
-
-@functools.partial(jax.jit, static_argnames=("method", "target", "static"))
-def _other(model: Model, images, classes, contrast, arrays: dict, method: str, target: str, static: tuple):
-    return OTHERS[method](model, images, classes, targets.get(target), contrast, **arrays, **dict(static))
+@functools.partial(jax.jit, static_argnames=("names", "target", "static"))
+def _explain(model: Model, images, classes, contrast, arrays: dict, names: tuple[str, ...], target: str,
+             static: tuple) -> dict[str, Explanation]:
+    """Every requested method in one compiled program; the gradient-weighted ones share one pass."""
+    score = targets.get(target)
+    weighted = {name: WEIGHTINGS[name] for name in names if name in WEIGHTINGS}
+    out = cams_from_features(model.head, model.features(images), weighted, classes, score, contrast) if weighted else {}
+    for name in names:
+        if name in OTHERS:
+            options = {k: v for k, v in (*arrays.items(), *static) if k in OPTIONS.get(name, set())}
+            out[name] = OTHERS[name](model, images, classes, score, contrast, **options)
+    return out
 
 
 def explain_many(model: Model, images: jax.Array, methods: tuple[str, ...] | list[str] | str = ("gradcam",),
@@ -82,14 +85,9 @@ def explain_many(model: Model, images: jax.Array, methods: tuple[str, ...] | lis
     allowed = set().union(*(OPTIONS.get(m, set()) for m in names))
     if set(options) - allowed:
         raise ValueError(f"options {sorted(set(options) - allowed)} do not apply to {', '.join(names)}")
-    weighted = tuple(m for m in names if m in WEIGHTINGS)
-    out = dict(_weighted(model, images, classes, contrast, weighted, target)) if weighted else {}
-    for m in names:
-        if m in OTHERS:
-            mine = {k: v for k, v in options.items() if k in OPTIONS.get(m, set())}
-            arrays = {k: v for k, v in mine.items() if k in ("key", "baseline")}
-            static = tuple(sorted((k, v) for k, v in mine.items() if k not in arrays))
-            out[m] = _other(model, images, classes, contrast, arrays, m, target, static)
+    arrays = {k: v for k, v in options.items() if k in ("key", "baseline")}
+    static = tuple(sorted((k, v) for k, v in options.items() if k not in arrays))
+    out = _explain(model, images, classes, contrast, arrays, names, target, static)
     return {m: out[m] for m in names}
 
 
