@@ -29,6 +29,8 @@ from cam_jax.data import images, labels
 from cam_jax.evaluation import figures
 from cam_jax.models.registry import ARCHS
 
+PANELS_PER_ROW = 5
+
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -89,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         figure = f"{stem}_{methods[0]}.png" if len(methods) == 1 else f"{stem}_methods.png"
         if len(methods) == 1:
             panels = [(pixels, panels[0][1], title)]
-        figures.grid(figure, [panels], title if len(methods) > 1 else "")
+        rows = [panels[k:k + PANELS_PER_ROW] for k in range(0, len(panels), PANELS_PER_ROW)]
+        figures.grid(figure, rows, title if len(methods) > 1 else "")
         print(f"{path}: class {c} ({names[c]}), score {float(first.logits[i, c]):.3f} -> {figure}")
     return 0
 
