@@ -128,4 +128,3 @@ def build(model: Model, settings: Settings = Settings(), suite: tuple[Entry, ...
 
 
 ROWS = rows()
-MODELS = model_names()
