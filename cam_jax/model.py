@@ -58,6 +58,11 @@ class Model:
     def num_classes(self) -> int:
         return self.module.num_classes
 
+    @property
+    def appended(self) -> int:
+        """The last channels of A that a manipulation appended (0 for a model as trained)."""
+        return getattr(self.module, "appended", 0)
+
 
 def check_images(images: Any, input_size: int) -> None:
     """Raise a `ValueError`/`TypeError` saying what is wrong with a batch of images.

@@ -4,6 +4,8 @@
     python scripts/eval.py --arch vgg16 --weights weights/vgg16.npz --data imagenet2012 --data-dir DIR
     python scripts/eval.py --arch resnet50 --weights resnet50-0676ba61.pth --data-dir DIR
 
+    python scripts/eval.py --methods all                     # + the vulnerability matrix
+
 Writes results.json, report.md, figure1.png and figure3.png to --out (default results/).
 """
 
@@ -36,6 +38,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--exact", action="store_true", help="bit-exact T1/T2 instead of the paper's weight edits")
     parser.add_argument("--convention", choices=("paper", "authors"), default="paper",
                         help="the paper's text (default) or every choice of the authors' code (SPEC.md)")
+    parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                        help="the vulnerability matrix: these explanation methods (or 'all': every CAM method "
+                             "computed from A, the input-space ones and scorecam by name) x every target x both "
+                             "normalisations; writes matrix.json/.md/.png and figure_methods.png")
     parser.add_argument("--unfused", action="store_true", help="run the models one by one (slower; for checks)")
     parser.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() (multi-host)")
     parser.add_argument("--out", default="results")

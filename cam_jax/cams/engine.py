@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from cam_jax.cams.targets import Target, logit
-from cam_jax.cams.weightings import Weighting, grad_cam
+from cam_jax.cams.weightings import Weighting, apply, grad_cam
 from cam_jax.model import Model, check_classes, check_images
 
 
@@ -55,13 +55,21 @@ def gradients_at_features(
     S is `target` of each image's logits for its class (default: its top class).
     """
     logits, head_vjp = jax.vjp(head, a)
-    if classes is None:
-        classes = jnp.argmax(logits, axis=-1)
-    classes = classes.astype(jnp.int32)
-    _, score_vjp = jax.vjp(lambda y: target(y, classes, contrast), logits)
-    (dy,) = score_vjp(jnp.ones(logits.shape[:1], logits.dtype))
+    classes, dy = score_cotangent(logits, classes, target, contrast)
     (grads,) = head_vjp(dy)
     return logits, classes, grads
+
+
+def score_cotangent(logits: jax.Array, classes: jax.Array | None = None, target: Target = logit,
+                    contrast: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """(classes (B,) int32, dS/dlogits (B, C)): what the head's backward pass starts from.
+
+    `classes` None explains each image's top class.
+    """
+    classes = (jnp.argmax(logits, axis=-1) if classes is None else classes).astype(jnp.int32)
+    _, score_vjp = jax.vjp(lambda y: target(y, classes, contrast), logits)
+    (dy,) = score_vjp(jnp.ones(logits.shape[:1], logits.dtype))
+    return classes, dy
 
 
 def cam_from_features(
@@ -71,6 +79,7 @@ def cam_from_features(
     weighting: Weighting = grad_cam,
     target: Target = logit,
     contrast: jax.Array | None = None,
+    appended: int = 0,
 ) -> Explanation:
     """Explain from a precomputed A: one head forward and one head backward.
 
@@ -81,9 +90,11 @@ def cam_from_features(
       weighting: how (A, dS/dA) become a map.
       target: what is differentiated (`cam_jax.cams.targets`; the class logit by default).
       contrast: (B,) second classes, for the "contrast" target.
+      appended: channels a manipulation appended to A (`Model.appended`), weighed as a block
+        of their own (`weightings.apply`).
     """
     logits, classes, grads = gradients_at_features(head, a, classes, target, contrast)
-    return Explanation(logits, classes, jax.nn.relu(weighting(a, grads)))
+    return Explanation(logits, classes, jax.nn.relu(apply(weighting, a, grads, appended)))
 
 
 def cams_from_features(
@@ -93,15 +104,17 @@ def cams_from_features(
     classes: jax.Array | None = None,
     target: Target = logit,
     contrast: jax.Array | None = None,
+    appended: int = 0,
 ) -> dict[str, Explanation]:
     """Several weightings from one head forward and one head backward: {name: Explanation}."""
     logits, classes, grads = gradients_at_features(head, a, classes, target, contrast)
-    return {name: Explanation(logits, classes, jax.nn.relu(w(a, grads))) for name, w in weightings.items()}
+    return {name: Explanation(logits, classes, jax.nn.relu(apply(w, a, grads, appended)))
+            for name, w in weightings.items()}
 
 
 @functools.partial(jax.jit, static_argnames="weighting")
 def _gradcam(model: Model, images: jax.Array, classes, weighting: Weighting) -> Explanation:
-    return cam_from_features(model.head, model.features(images), classes, weighting)
+    return cam_from_features(model.head, model.features(images), classes, weighting, appended=model.appended)
 
 
 def gradcam(

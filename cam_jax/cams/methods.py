@@ -41,7 +41,8 @@ def _explain(model: Model, images, classes, contrast, arrays: dict, names: tuple
     """Every requested method in one compiled program; the gradient-weighted ones share one pass."""
     score = targets.get(target)
     weighted = {name: WEIGHTINGS[name] for name in names if name in WEIGHTINGS}
-    out = cams_from_features(model.head, model.features(images), weighted, classes, score, contrast) if weighted else {}
+    out = (cams_from_features(model.head, model.features(images), weighted, classes, score, contrast, model.appended)
+           if weighted else {})
     for name in names:
         if name in OTHERS:
             options = {k: v for k, v in (*arrays.items(), *static) if k in OPTIONS.get(name, set())}

@@ -19,6 +19,7 @@ import numpy as np
 
 from cam_jax.cams.engine import Explanation
 from cam_jax.cams.targets import Target, logit
+from cam_jax.cams.weightings import weighted_sum
 from cam_jax.model import Model
 
 ABLATION_VALUE = 1e7  # below the minimum, where activations can be negative (pytorch-grad-cam's choice)
@@ -78,7 +79,35 @@ def score_cam(model: Model, x: jax.Array, classes: jax.Array | None = None, targ
         return target(y, rep, None if contrast is None else jnp.repeat(contrast, chunk)).reshape(b, chunk)
 
     weights = jax.nn.softmax(over_chunks(scores, k, chunk), axis=-1)
-    return Explanation(logits, classes, jax.nn.relu(jnp.einsum("bhwk,bk->bhw", a, weights)))
+    return Explanation(logits, classes, jax.nn.relu(weighted_sum(a, weights, model.appended)))
+
+
+def ablated_logits(head, a: jax.Array, batch_images: int = 256) -> jax.Array:
+    """(B, K, C): the logits with each channel of A (B, h, w, K) ablated in turn (set to 0, or where A
+    has negative values to min(A) - 1e7), K head passes per image in chunks of `batch_images`."""
+    b, h, w, k = a.shape
+    low = a.min(axis=(1, 2, 3))
+    value = jnp.where(low == 0, 0.0, low - ABLATION_VALUE).astype(a.dtype)
+    chunk = chunk_size(b, batch_images)
+
+    def logits(idx):
+        hit = jax.nn.one_hot(idx, k, dtype=bool)  # (chunk, K)
+        ablated = jnp.where(hit[None, :, None, None, :], value[:, None, None, None, None], a[:, None])
+        return head(ablated.reshape(b * chunk, h, w, k)).reshape(b, chunk, -1)
+
+    return over_chunks(logits, k, chunk)
+
+
+def ablation_from_logits(a: jax.Array, logits: jax.Array, ablated: jax.Array, classes: jax.Array,
+                         target: Target = logit, contrast: jax.Array | None = None, appended: int = 0) -> jax.Array:
+    """AblationCAM's raw map (B, h, w) from A (B, h, w, K), its logits (B, C) and `ablated_logits` (B, K, C),
+    for any target (the ablated passes do not depend on it); `appended` as in `weightings.apply`."""
+    b, k = ablated.shape[:2]
+    s0 = target(logits, classes, contrast)
+    flat = ablated.reshape(b * k, -1)
+    s_k = target(flat, jnp.repeat(classes, k), None if contrast is None else jnp.repeat(contrast, k)).reshape(b, k)
+    weights = (s0[:, None] - s_k) / jnp.where(s0 == 0, 1.0, s0)[:, None]
+    return jax.nn.relu(weighted_sum(a, weights, appended))
 
 
 def ablation_cam(model: Model, x: jax.Array, classes: jax.Array | None = None, target: Target = logit,
@@ -92,18 +121,6 @@ def ablation_cam(model: Model, x: jax.Array, classes: jax.Array | None = None, t
     a = model.features(x)
     logits = model.head(a)
     classes = jnp.argmax(logits, -1).astype(jnp.int32) if classes is None else classes
-    s0 = target(logits, classes, contrast)
-    b, h, w, k = a.shape
-    low = a.min(axis=(1, 2, 3))
-    value = jnp.where(low == 0, 0.0, low - ABLATION_VALUE).astype(a.dtype)
-    chunk = chunk_size(b, batch_images)
-
-    def scores(idx):
-        hit = jax.nn.one_hot(idx, k, dtype=bool)  # (chunk, K)
-        ablated = jnp.where(hit[None, :, None, None, :], value[:, None, None, None, None], a[:, None])
-        y = model.head(ablated.reshape(b * chunk, h, w, k))
-        rep = jnp.repeat(classes, chunk)
-        return target(y, rep, None if contrast is None else jnp.repeat(contrast, chunk)).reshape(b, chunk)
-
-    weights = (s0[:, None] - over_chunks(scores, k, chunk)) / jnp.where(s0 == 0, 1.0, s0)[:, None]
-    return Explanation(logits, classes, jax.nn.relu(jnp.einsum("bhwk,bk->bhw", a, weights)))
+    ablated = ablated_logits(model.head, a, batch_images)
+    cam = ablation_from_logits(a, logits, ablated, classes, target, contrast, model.appended)
+    return Explanation(logits, classes, cam)

@@ -12,6 +12,8 @@ References:
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable
 
 import jax
@@ -24,6 +26,14 @@ Weighting = Callable[[jax.Array, jax.Array], jax.Array]
 def _weighted(a: jax.Array, alpha: jax.Array) -> jax.Array:
     """sum_k alpha_k A^k, alpha (B, K)."""
     return jnp.einsum("bhwk,bk->bhw", a, alpha)
+
+
+def weighted_sum(a: jax.Array, alpha: jax.Array, appended: int = 0) -> jax.Array:
+    """sum_k alpha_k A^k for per-channel weights alpha (B, K) found otherwise (ScoreCAM, AblationCAM),
+    the last `appended` channels summed as a block of their own (see `apply`)."""
+    k = a.shape[-1] - appended
+    blocks = [(a, alpha)] if not appended else [(a[..., :k], alpha[:, :k]), (a[..., k:], alpha[:, k:])]
+    return functools.reduce(operator.add, (_isolated(_weighted, *block) for block in blocks))
 
 
 def grad_cam(a: jax.Array, grads: jax.Array) -> jax.Array:
@@ -68,21 +78,57 @@ def layer_cam(a: jax.Array, grads: jax.Array) -> jax.Array:
     return (jax.nn.relu(grads) * a).sum(axis=-1)
 
 
+def _isolated(fn: Callable[..., jax.Array], *args: jax.Array) -> jax.Array:
+    """fn(*args) compiled as a unit: XLA may not fuse it with what produces its inputs or reads
+    its output, so the same expression on the same values gives the same bits in any program."""
+    return jax.lax.optimization_barrier(fn(*jax.lax.optimization_barrier(args)))
+
+
+SQUARINGS = 24  # power iteration to the 2**24th power: error (lambda_2 / lambda_1)**(2**24)
+
+
+def top_eigenvector(m: jax.Array) -> jax.Array:
+    """(B, n, n) symmetric positive semi-definite -> (B, n) unit eigenvector of the largest eigenvalue
+    (0 for a zero matrix), by repeated squaring of the trace-normalised matrix.
+
+    Pure matrix products, no LAPACK call: XLA's CPU runtime was measured to hang on a program
+    holding a dozen `jnp.linalg.eigh` calls (this machine, jaxlib 0.10), which an evaluation of
+    several models and targets holds. Squaring converges to the projector on the top eigenvector
+    as (lambda_2 / lambda_1)**(2**k); with equal top eigenvalues it returns a unit vector of
+    their span (where any principal direction is as good as another).
+    """
+    def trace(x):
+        return jnp.trace(x, axis1=-2, axis2=-1)[:, None, None]
+
+    def square(x, _):
+        x = x @ x
+        return x / jnp.maximum(trace(x), jnp.finfo(x.dtype).tiny), None
+
+    p, _ = jax.lax.scan(square, m / jnp.maximum(trace(m), jnp.finfo(m.dtype).tiny), None, length=SQUARINGS)
+    column = jnp.take_along_axis(p, jnp.argmax(jnp.diagonal(p, axis1=-2, axis2=-1), -1)[:, None, None], axis=-1)[..., 0]
+    return column / jnp.maximum(jnp.linalg.norm(column, axis=-1, keepdims=True), jnp.finfo(m.dtype).tiny)
+
+
 def principal_projection(m: jax.Array) -> jax.Array:
     """(B, h, w, K) -> (B, h, w): each image's pixels (rows) projected on their first principal
     direction, after centring each channel over the pixels (pytorch-grad-cam's get_2d_projection).
 
-    Computed from the (h w) x (h w) Gram matrix (196 x 196 for VGG-16, not 196 x 512): the
-    projection X v_1 equals sqrt(lambda_1) u_1. The sign of a principal direction is arbitrary;
-    it is chosen so that the map correlates positively with the channel sum of `m` (pytorch-grad-cam
+    The direction is the top eigenvector of the K x K covariance, or, where the pixels are fewer
+    than the channels (VGG-16: 196 pixels, 512 channels), the projection X v_1 = sqrt(lambda_1) u_1
+    comes from the (h w) x (h w) Gram matrix. The sign of a principal direction is arbitrary; it
+    is chosen so that the map correlates positively with the channel sum of `m` (pytorch-grad-cam
     takes whatever sign its SVD returns).
     """
     b, h, w, k = m.shape
     x = m.reshape(b, h * w, k)
-    x = x - x.mean(axis=1, keepdims=True)
-    values, vectors = jnp.linalg.eigh(jnp.einsum("bpk,bqk->bpq", x, x))
-    proj = jnp.sqrt(jnp.maximum(values[:, -1], 0))[:, None] * vectors[:, :, -1]
-    sign = jnp.where((proj * m.reshape(b, h * w, k).sum(-1)).sum(-1) < 0, -1.0, 1.0)
+    centred = x - x.mean(axis=1, keepdims=True)
+    if k <= h * w:
+        proj = jnp.einsum("bpk,bk->bp", centred, top_eigenvector(jnp.einsum("bpk,bpl->bkl", centred, centred)))
+    else:
+        gram = jnp.einsum("bpk,bqk->bpq", centred, centred)
+        u = top_eigenvector(gram)
+        proj = jnp.sqrt(jnp.maximum(jnp.einsum("bp,bpq,bq->b", u, gram, u), 0))[:, None] * u
+    sign = jnp.where((proj * x.sum(-1)).sum(-1) < 0, -1.0, 1.0)
     return (sign[:, None] * proj).reshape(b, h, w)
 
 
@@ -94,6 +140,26 @@ def eigen_cam(a: jax.Array, grads: jax.Array) -> jax.Array:
 def eigen_grad_cam(a: jax.Array, grads: jax.Array) -> jax.Array:
     """EigenGradCAM: the first principal component of gradient times activation."""
     return principal_projection(a * grads)
+
+
+# The weightings that are not a sum of per-channel terms (a principal direction mixes channels).
+NOT_ADDITIVE = (eigen_cam, eigen_grad_cam)
+
+
+def apply(weighting: Weighting, a: jax.Array, grads: jax.Array, appended: int = 0) -> jax.Array:
+    """`weighting(a, grads)` with a manipulation's last `appended` channels as a block of their own.
+
+    A weighting that is a sum over channels gives the same result in exact arithmetic; in floating
+    point the first K channels are then summed by the very expression (compiled as a unit) that
+    explains the model without them. A manipulation whose appended channel is exactly 0 and
+    leaves dy/dA^{1..K} unchanged (T4 on clean images) thus gives the original's map bit for bit,
+    at any batch size. The principal-component weightings mix channels and take A whole.
+    """
+    k = a.shape[-1] - appended
+    if not appended or weighting in NOT_ADDITIVE:
+        return _isolated(weighting, a, grads)
+    blocks = [(a[..., :k], grads[..., :k]), (a[..., k:], grads[..., k:])]
+    return functools.reduce(operator.add, (_isolated(weighting, *block) for block in blocks))
 
 
 WEIGHTINGS: dict[str, Weighting] = {

@@ -20,13 +20,24 @@ import jax.numpy as jnp
 import numpy as np
 
 from cam_jax.cams.engine import gradcam
-from cam_jax.cams.maps import normalize
+from cam_jax.cams.maps import NORMALIZATIONS, normalize
+from cam_jax.cams.methods import METHODS, explain_many
+from cam_jax.cams.targets import TARGETS
 from cam_jax.convert.load import default_weights, load_weights
 from cam_jax.data import imagenet, images, shapes
 from cam_jax.data.batch import Loader
-from cam_jax.evaluation import figures, runner, tables
+from cam_jax.evaluation import figures, matrix, runner, tables
 from cam_jax.evaluation import step as evaluate
-from cam_jax.evaluation.suite import SUITES, WEIGHTINGS, Settings, build, model_names, sticker
+from cam_jax.evaluation.suite import (
+    EXACT_ENTRIES,
+    GRADCAM_BY_CONVENTION,
+    SUITES,
+    Settings,
+    build,
+    model_names,
+    rows,
+    sticker,
+)
 from cam_jax.manipulations import DETECTOR_MARGIN
 from cam_jax.models.registry import ARCHS, title
 from cam_jax.models.vgg import VGG
@@ -76,6 +87,19 @@ def _data(args, model, pretrained: bool) -> tuple[Loader, int, str]:
     return loader, min(args.limit or available, available), data
 
 
+def grid(methods: list[str] | None) -> evaluate.Grid:
+    """The cells `--methods` asks for: None, the paper's (gradcam, logit, max); otherwise those
+    methods ("all": `step.MATRIX_METHODS`) x every target x both normalisations, the paper's first."""
+    if methods is None:
+        return evaluate.PAPER_GRID
+    names = [m for name in methods for m in (evaluate.MATRIX_METHODS if name == "all" else [name])]
+    unknown = [m for m in names if m not in METHODS]
+    if unknown:
+        raise UsageError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)} or 'all'")
+    ordered = tuple(dict.fromkeys(["gradcam", *names]))
+    return evaluate.Grid(ordered, tuple(TARGETS), NORMALIZATIONS)
+
+
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for package in ("jax", "jaxlib", "flax", "optax", "numpy"):
@@ -97,15 +121,18 @@ def main(args) -> dict[str, Any]:
     preprocess = meta.get("preprocess", "torchvision")
     settings = Settings(exact=args.exact, t3_seed=args.seed, preprocess=preprocess,
                         sticker_size=14 if model.input_size >= 224 else 7, convention=args.convention)
-    suite = SUITES[args.convention]
+    cells = grid(args.methods)
+    suite = SUITES[args.convention] + (EXACT_ENTRIES if args.methods else ())
     if args.convention == "authors" and not isinstance(model.module, VGG):
         raise UsageError(f"--convention authors is defined for VGG (their hook on conv5_3), not {meta.get('arch')}")
+    if args.convention == "authors" and args.methods:
+        raise UsageError("--convention authors describes the authors' GradCAM only; leave out --methods")
     start = time.time()
     per_image = runner.run(model, loader, n_images, batch_size=args.batch_size, seed=args.seed,
-                           settings=settings, suite=suite, fused=not args.unfused,
+                           settings=settings, suite=suite, grid=cells, fused=not args.unfused,
                            show_progress=not args.no_progress)
     seconds = time.time() - start
-    rows = tables.summarize(per_image, suite)
+    summary = tables.summarize(per_image, suite, cells)
     results = {
         "model": _arch(args) or args.model,
         "arch": meta.get("arch"),
@@ -113,19 +140,20 @@ def main(args) -> dict[str, Any]:
         "dataset": data,
         "n_images": n_images,
         "device": runner.device_description(),
-        "rows": rows,
+        "rows": summary,
         "chance": tables.chance(per_image),
         "settings": {"convention": args.convention, "seed": args.seed, "batch_size": args.batch_size,
                      "exact_t1_t2": args.exact,
                      "fused": not args.unfused, "t4_detector_margin": DETECTOR_MARGIN},
         "seconds": round(seconds, 1),
     }
+    cells_out = matrix.cells(per_image, cells, rows(suite)) if args.methods else None
     if jax.process_index() == 0:
-        _write(args, results, model, loader, settings, meta)
+        _write(args, results, model, loader, settings, meta, cells_out, cells, suite)
     return results
 
 
-def _write(args, results, model, loader, settings, meta) -> None:
+def _write(args, results, model, loader, settings, meta, cells=None, grid=None, suite=None) -> None:
     parent = os.path.dirname(os.path.abspath(args.out)) or "."
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".eval-", dir=parent)
@@ -135,6 +163,8 @@ def _write(args, results, model, loader, settings, meta) -> None:
         with open(os.path.join(staging, "report.md"), "w") as f:
             f.write(_report(results, meta))
         _figures(staging, model, loader, settings, args.seed, meta)
+        if cells is not None:
+            _matrix(staging, cells, grid, model, loader, settings, args.seed, meta, suite, results)
         os.makedirs(args.out, exist_ok=True)
         for name in os.listdir(staging):
             os.replace(os.path.join(staging, name), os.path.join(args.out, name))
@@ -180,7 +210,7 @@ def _figures(folder, model, loader, settings, seed, meta) -> None:
     names = meta.get("class_names") or [str(k) for k in range(model.num_classes)]
 
     def cell(name, x, pixels):
-        e = gradcam(models[name], x, weighting=WEIGHTINGS[settings.convention])
+        e = gradcam(models[name], x, weighting=GRADCAM_BY_CONVENTION[settings.convention])
         c = int(e.classes[0])
         label = names[c] if c < len(names) else str(c)
         return pixels[0], np.asarray(normalize(e.cam)[0]), f"{name}: {label}"
@@ -194,3 +224,25 @@ def _figures(folder, model, loader, settings, seed, meta) -> None:
         for pixels, x, title in ((data.pixels, clean_x, "clean input"), (stickered, sticker_x, "with stickers"))
     ]
     figures.grid(os.path.join(folder, "figure3.png"), rows3, "T4: the sticker backdoor (Figure 3)")
+
+
+def _matrix(folder, cells, grid, model, loader, settings, seed, meta, suite, results) -> None:
+    """matrix.json, matrix.md, matrix.png and figure_methods.png."""
+    pixels = model.cam_size**2
+    with open(os.path.join(folder, "matrix.json"), "w") as f:
+        json.dump({"n_images": results["n_images"], "dataset": results["dataset"], "fooled_threshold": matrix.FOOLED,
+                   "cells": cells}, f, indent=1)
+    with open(os.path.join(folder, "matrix.md"), "w") as f:
+        f.write(f"# The vulnerability matrix\n\n{results['model']} on {results['n_images']} {results['dataset']} "
+                f"images, {results['seconds']} s.\n\n{matrix.markdown(cells, grid, pixels)}")
+    matrix.heatmap(os.path.join(folder, "matrix.png"), cells, grid, pixels)
+    data = loader([0])
+    stickered = evaluate.sticker_images(data.pixels, np.array([0]), seed, sticker(settings))
+    models = build(model, settings, suite)
+    columns = [(n, data.pixels) for n in model_names(suite) if n != "T4"] + [("T4", stickered)]
+    explained = {n: explain_many(models[n], jnp.asarray(images.normalize(p, settings.preprocess)), grid.methods)
+                 for n, p in columns}
+    rows_ = [[(p[0], np.asarray(normalize(explained[n][m].cam)[0]), f"{n}: {m}" + (" (sticker)" if n == "T4" else ""))
+              for n, p in columns] for m in grid.methods]
+    figures.grid(os.path.join(folder, "figure_methods.png"), rows_,
+                 "Each method (rows) on the original and each manipulation (columns); logit target")

@@ -40,14 +40,15 @@ def run(
     seed: int = 0,
     settings: Settings = Settings(),
     suite: tuple[Entry, ...] = PAPER_SUITE,
+    grid: evaluate.Grid = evaluate.PAPER_GRID,
     fused: bool = True,
     show_progress: bool = True,
 ) -> dict[tuple[str, str], dict[str, np.ndarray]]:
     """Evaluate the original and every model of `suite` on images [0, n_images) of `loader`.
 
     Returns:
-      {(model, data): {metric: (n_images,) per-image values}} for every row of
-      `suite.rows(suite)`; NaN where a metric does not apply.
+      {(model, data): {metric: (methods, targets, normalizations, n_images) per-image values}}
+      for every row of `suite.rows(suite)` and the cells of `grid`; NaN where a metric does not apply.
     """
     devices = jax.devices()
     mesh = Mesh(np.array(devices), ("data",))
@@ -56,7 +57,7 @@ def run(
     per_process = math.ceil(batch_size / len(devices)) * len(devices) // jax.process_count()
     batch = per_process * jax.process_count()
     model = jax.device_put(model, replicated)
-    step = (evaluate.fused_step if fused else evaluate.unfused_step)(settings, suite)
+    step = (evaluate.fused_step if fused else evaluate.unfused_step)(settings, suite, grid)
     pixels_of_sticker = sticker(settings)
     preprocess = settings.preprocess
 
@@ -85,7 +86,7 @@ def run(
             valid = min(batch, n_images - first)
             for row, values in out.items():
                 for name, v in values.items():
-                    chunks.setdefault(row, {}).setdefault(name, []).append(np.asarray(v)[:valid])
+                    chunks.setdefault(row, {}).setdefault(name, []).append(np.asarray(v)[..., :valid])
             done = first + valid
             progress.update(task, completed=done, rate=f"{done / (time.time() - start):.1f} images/s")
-    return {row: {k: np.concatenate(v) for k, v in values.items()} for row, values in chunks.items()}
+    return {row: {k: np.concatenate(v, axis=-1) for k, v in values.items()} for row, values in chunks.items()}

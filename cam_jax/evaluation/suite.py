@@ -82,9 +82,14 @@ AUTHORS_SUITE: tuple[Entry, ...] = (
                                                                 c_F=1e10)),
 )
 SUITES = {"paper": PAPER_SUITE, "authors": AUTHORS_SUITE}
+# The bit-exact T1/T2 beside the paper's, for the vulnerability matrix (in neither of the paper's tables).
+EXACT_ENTRIES: tuple[Entry, ...] = (
+    Entry("T1-exact", "T1 constant (exact)", lambda m, s: constant_flat(m, exact=True), {"clean": "injected"}, 0, {}),
+    Entry("T2-exact", "T2 smiley (exact)", lambda m, s: constant_image(m, exact=True), {"clean": "injected"}, 0, {}),
+)
 # GradCAM as each convention computes it: the paper's map after the ReLU; the authors' gradients
 # before it and values after it, on a VGG whose A is taken before the ReLU.
-WEIGHTINGS: Mapping[str, Weighting] = {"paper": grad_cam, "authors": grad_cam_authors}
+GRADCAM_BY_CONVENTION: Mapping[str, Weighting] = {"paper": grad_cam, "authors": grad_cam_authors}
 
 
 def original(model: Model, settings: Settings) -> Model:

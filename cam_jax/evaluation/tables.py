@@ -7,7 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from cam_jax.evaluation.step import PAPER_GRID, Grid
 from cam_jax.evaluation.suite import PAPER_SUITE, Entry, paper_figures, rows
+
+PAPER_CELL = ("gradcam", "logit", "max")  # the paper's method, target and normalisation
 
 
 def _stat(values: np.ndarray, reduce) -> float | None:
@@ -16,11 +19,12 @@ def _stat(values: np.ndarray, reduce) -> float | None:
 
 
 def summarize(per_image: dict[tuple[str, str], dict[str, np.ndarray]],
-              suite: tuple[Entry, ...] = PAPER_SUITE) -> list[dict[str, Any]]:
-    """One dict per row of the suite, with the keys results.json promises (None where n/a)."""
+              suite: tuple[Entry, ...] = PAPER_SUITE, grid: Grid = PAPER_GRID) -> list[dict[str, Any]]:
+    """One dict per row of the suite (its GradCAM cell), with the keys results.json promises (None where n/a)."""
     out = []
+    cell = grid.index(*PAPER_CELL)
     for model, data in rows(suite):
-        m = per_image[(model, data)]
+        m = {name: values[cell] for name, values in per_image[(model, data)].items()}
         out.append({
             "model": model,
             "data": data,

@@ -33,6 +33,10 @@ class Wrapper(nn.Module):
     def num_classes(self) -> int:
         return self.base.num_classes
 
+    @property
+    def appended(self) -> int:
+        return getattr(self.base, "appended", 0)
+
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.head(self.features(x))
 
@@ -48,6 +52,10 @@ class AppendChannel(Wrapper):
     """
 
     branch: nn.Module
+
+    @property
+    def appended(self) -> int:
+        return getattr(self.base, "appended", 0) + 1
 
     def features(self, x: jax.Array) -> jax.Array:
         return jnp.concatenate([self.base.features(x), self.branch(x)[..., None]], axis=-1)
@@ -121,3 +129,25 @@ class OffsetSum(nn.Module):
         scale = self.param("scale", nn.initializers.ones, ())
         reference = self.param("reference", nn.initializers.zeros, (self.size, self.size))
         return scale * (v - reference).sum(axis=(-2, -1))
+
+
+def branch_of(module: nn.Module, params, base_module: nn.Module, base_params):
+    """(branch x -> (B, h, w), g (B, h, w) -> (B,)) when `module` is LogitBranch(AppendChannel(base, branch), g)
+    built on exactly `base_module` and the `base_params` object (T3, T4, the exact T1/T2); else None.
+
+    Such a model's A is [A_base, branch(x)] and its logits y_base + g(branch(x)): an evaluation can
+    reuse the base's forward and head instead of recomputing them.
+    """
+    if not (isinstance(module, LogitBranch) and isinstance(module.base, AppendChannel)):
+        return None
+    inner = params["base"]
+    if module.base.base != base_module or inner["base"] is not base_params:
+        return None
+
+    def branch(x):
+        return module.base.branch.apply({"params": inner["branch"]}, x)
+
+    def g(v):
+        return module.g.apply({"params": params["g"]}, v)
+
+    return branch, g

@@ -1,0 +1,124 @@
+"""The vulnerability matrix: which explanation methods each manipulation fools, per target and normalisation.
+
+A cell is (model, data, method, target, normalization), reduced over images from
+the per-image metrics of `step.evaluate`. A manipulated model's explanation is
+"fooled" when it moved away from the original's explanation by the same method:
+its L1 distance to it (normalised maps, summed over the h x w pixels) exceeds
+`FOOLED` of the largest possible, h w.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from cam_jax.evaluation.step import Grid  # noqa: E402
+
+FOOLED = 0.1  # mean |difference| per pixel of the normalised maps, in [0, 1]
+
+
+def _mean(values: np.ndarray) -> float | None:
+    values = np.asarray(values, np.float64)
+    return None if np.isnan(values).all() else float(np.mean(values))
+
+
+def cells(per_image: dict[tuple[str, str], dict[str, np.ndarray]], grid: Grid,
+          rows: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
+    """matrix.json's cells: means over images (dy_inf_max: the largest ||y_n - y_o||_inf over the
+    images, 0 when no score moved at all), None where a figure does not apply."""
+    out = []
+    for model, data in rows:
+        m = per_image[(model, data)]
+        for i, method in enumerate(grid.methods):
+            for j, target in enumerate(grid.targets):
+                for k, norm in enumerate(grid.normalizations):
+                    dy = np.asarray(m["dy_inf"][i, j, k], np.float64)
+                    out.append({
+                        "model": model, "data": data, "method": method, "target": target, "normalization": norm,
+                        "l1_to_target": _mean(m["l1"][i, j, k]),
+                        "l1_to_original": _mean(m["l1_original"][i, j, k]),
+                        "mass_in_mask": _mean(m["mass"][i, j, k]),
+                        "pointing_game": _mean(m["pointing"][i, j, k]),
+                        "dy_inf_max": None if np.isnan(dy).all() else float(np.max(dy)),
+                    })
+    return out
+
+
+def fooled_share(cell: dict[str, Any], map_pixels: int) -> float | None:
+    """The cell's mean per-pixel L1 to the original's explanation, in [0, 1] (None for the original)."""
+    value = cell["l1_to_original"]
+    return None if value is None else value / map_pixels
+
+
+def _columns(matrix: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    seen = []
+    for c in matrix:
+        if c["model"] != "original" and (c["model"], c["data"]) not in seen:
+            seen.append((c["model"], c["data"]))
+    return seen
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def markdown(matrix: list[dict[str, Any]], grid: Grid, map_pixels: int) -> str:
+    """A table per (target, normalization): methods as rows, manipulations (on clean or sticker
+    images) as columns; each cell "fooled share / L1 to the attacker's target per pixel", bold when fooled."""
+    by_key = {(c["model"], c["data"], c["method"], c["target"], c["normalization"]): c for c in matrix}
+    columns = _columns(matrix)
+    text = []
+    for target in grid.targets:
+        for norm in grid.normalizations:
+            header = ["method"] + [f"{m} ({d})" for m, d in columns]
+            lines = [f"### target {target}, {norm} normalisation\n", "| " + " | ".join(header) + " |",
+                     "|" + "---|" * len(header)]
+            for method in grid.methods:
+                row = [method]
+                for model, data in columns:
+                    c = by_key[(model, data, method, target, norm)]
+                    moved = fooled_share(c, map_pixels)
+                    to_target = None if c["l1_to_target"] is None else c["l1_to_target"] / map_pixels
+                    cell = f"{_fmt(moved)} / {_fmt(to_target)}"
+                    row.append(f"**{cell}**" if moved is not None and moved > FOOLED else cell)
+                lines.append("| " + " | ".join(row) + " |")
+            text.append("\n".join(lines) + "\n")
+    legend = (f"Each cell: mean |normalised map - the original's map by the same method| per pixel (0: unchanged, "
+              f"1: opposite) / the same to the map the attacker wrote into A (T4 on clean images: the original's "
+              f"map). Bold: fooled, the first above {FOOLED}.\n")
+    return legend + "\n" + "\n".join(text)
+
+
+def heatmap(path, matrix: list[dict[str, Any]], grid: Grid, map_pixels: int, normalization: str = "max") -> None:
+    """matrix.png: one panel per target; methods x manipulations, colour = per-pixel L1 to the original's
+    explanation (how far the lie moved the map), the value written in each cell, fooled cells outlined."""
+    by_key = {(c["model"], c["data"], c["method"], c["target"], c["normalization"]): c for c in matrix}
+    columns = _columns(matrix)
+    n_cols = min(len(grid.targets), 3)
+    n_rows = -(-len(grid.targets) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(0.8 * len(columns) * n_cols + 2.5,
+                                                      (0.38 * len(grid.methods) + 1.2) * n_rows), squeeze=False,
+                             gridspec_kw={"wspace": 0.45})
+    for ax in axes.flat[len(grid.targets):]:
+        ax.axis("off")
+    for ax, target in zip(axes.flat, grid.targets, strict=False):
+        values = np.array([[fooled_share(by_key[(m, d, method, target, normalization)], map_pixels) or 0.0
+                            for m, d in columns] for method in grid.methods])
+        image = ax.imshow(values, cmap="magma_r", vmin=0.0, vmax=max(0.5, float(values.max())), aspect="auto")
+        for (r, c), v in np.ndenumerate(values):
+            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                    color="white" if v > 0.3 else "black", fontweight="bold" if v > FOOLED else "normal")
+        ax.set_xticks(range(len(columns)), [f"{m}\n{d}" for m, d in columns], fontsize=6)
+        ax.set_yticks(range(len(grid.methods)), grid.methods, fontsize=7)
+        ax.set_title(f"target: {target}", fontsize=8)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, label="L1 to the original's map per pixel")
+    fig.suptitle(f"Which explanations each manipulation moves ({normalization} normalisation; "
+                 f"fooled > {FOOLED})", fontsize=9)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
