@@ -41,9 +41,10 @@ def small():
 TARGETS_ORDER = ("logit", "softmax", "contrast")
 MATRIX = evaluate.Grid(evaluate.MATRIX_METHODS, TARGETS_ORDER, NORMALIZATIONS)
 MATRIX_SUITE = suite.PAPER_SUITE + suite.EXACT_ENTRIES
-# Channel weights times A (`weightings.apply` gives the appended channel a block of its own): bit for
-# bit; the others (element-wise sums, principal components) agree to float rounding.
-WEIGHTED = [MATRIX.methods.index(m) for m in ("gradcam", "gradcam++", "xgradcam", "ablationcam")]
+# Sums over channels (`weightings.apply` weighs the original's block of channels by the original's own
+# expression): bit for bit; the principal components agree to float rounding.
+WEIGHTED = [MATRIX.methods.index(m) for m in ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam",
+                                              "ablationcam")]
 
 
 def test_fused_step_equals_models_run_one_by_one(small):

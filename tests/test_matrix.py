@@ -2,8 +2,8 @@
 
 Which explanation a manipulation cannot touch, and why:
 - T4 without a sticker: every method. A^{K+1} = F(x) = 0 and G(0) = 0, so A^{1..K}, the logits
-  and dS/dA^{1..K} are the original's; on this VGG the methods that weigh channels
-  (`weightings.apply`) give its map bit for bit at any batch size, the others to float rounding.
+  and dS/dA^{1..K} are the original's; the methods that sum over channels (`weightings.apply`) give
+  its map bit for bit at any batch size, the principal-component ones to float rounding.
 - EigenCAM under T1 (paper and exact): the injected channel is constant over the pixels, and the
   principal direction is taken after centring each channel, so the channel drops out.
 - EigenGradCAM under the exact T1: there dS/dA^{K+1} = c_W at every pixel, so A^{K+1} dS/dA^{K+1}
@@ -30,9 +30,9 @@ from cam_jax.models import build_model
 from cam_jax.testing import model_and_images
 
 SIZE = 64
-# Channel weights times A, contracted over channels: bit for bit. HiResCAM and LayerCAM sum an
-# element-wise product over channels, which XLA vectorises differently over K and K + 1 channels.
-WEIGHTED_SUMS = ("gradcam", "gradcam++", "xgradcam", "ablationcam")
+# The weightings that are sums over channels (and AblationCAM's): bit for bit, as the original's block
+# of channels is weighed by the original's own expression (`weightings.apply`).
+WEIGHTED_SUMS = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "ablationcam")
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ import jax
 import jax.numpy as jnp
 
 from cam_jax.cams.targets import Target, logit
-from cam_jax.cams.weightings import Weighting, apply, grad_cam
+from cam_jax.cams.weightings import Weighting, apply, channel_blocks, grad_cam
+from cam_jax.manipulations.combinators import logit_branch
 from cam_jax.model import Model, check_classes, check_images
 
 
@@ -43,21 +44,37 @@ class Explanation(NamedTuple):
     delta: jax.Array | None = None
 
 
-def gradients_at_features(
-    head: Callable[[jax.Array], jax.Array],
-    a: jax.Array,
-    classes: jax.Array | None = None,
-    target: Target = logit,
-    contrast: jax.Array | None = None,
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """One head forward and one head backward: (logits (B, C), classes (B,), dS/dA (B, h, w, K)).
+# dS/dlogits (B, C) -> dS/dA as blocks of channels, each (B, h, w, K_i), in A's channel order.
+Backward = Callable[[jax.Array], tuple[jax.Array, ...]]
 
-    S is `target` of each image's logits for its class (default: its top class).
-    """
+
+def backward_of(head: Callable[[jax.Array], jax.Array], a: jax.Array, appended: int = 0
+                ) -> tuple[jax.Array, Backward]:
+    """(logits (B, C), the head's backward): one head forward; the last `appended` channels of A
+    (a manipulation's) come back as a block of their own."""
     logits, head_vjp = jax.vjp(head, a)
-    classes, dy = score_cotangent(logits, classes, target, contrast)
-    (grads,) = head_vjp(dy)
-    return logits, classes, grads
+    return logits, lambda dy: channel_blocks(head_vjp(dy)[0], appended)
+
+
+def head_backward(model: Model, a: jax.Array) -> tuple[jax.Array, Backward]:
+    """(logits (B, C), backward) of `model`'s head at A (B, h, w, K).
+
+    A model that extends a base by an appended channel and a logit branch (T3, T4, the exact T1/T2;
+    `combinators.logit_branch`) is differentiated as what it is: the base's own head and backward,
+    plus the branch's. The base's block of dS/dA is then computed by the very expression that
+    explains the base, not sliced out of a larger program XLA may simplify differently.
+    """
+    parts = logit_branch(model)
+    if parts is None:
+        return backward_of(model.head, a, model.appended)
+    base, _, g = parts
+    logits, base_backward = head_backward(base, a[..., :-1])
+    shift, g_vjp = jax.vjp(g, a[..., -1])
+
+    def backward(dy):  # every logit moves by g: dS/dA^{K+1} = sum_c dS/dy_c dg/dA^{K+1}
+        return (*base_backward(dy), g_vjp(dy.sum(-1))[0][..., None])
+
+    return logits + shift[:, None], backward
 
 
 def score_cotangent(logits: jax.Array, classes: jax.Array | None = None, target: Target = logit,
@@ -72,29 +89,28 @@ def score_cotangent(logits: jax.Array, classes: jax.Array | None = None, target:
     return classes, dy
 
 
-def cam_from_features(
-    head: Callable[[jax.Array], jax.Array],
+def cams_from_backward(
+    logits: jax.Array,
+    backward: Backward,
     a: jax.Array,
+    weightings: dict[str, Weighting],
     classes: jax.Array | None = None,
-    weighting: Weighting = grad_cam,
     target: Target = logit,
     contrast: jax.Array | None = None,
-    appended: int = 0,
-) -> Explanation:
-    """Explain from a precomputed A: one head forward and one head backward.
+) -> dict[str, Explanation]:
+    """Several weightings from one head backward: {name: Explanation}.
 
     Args:
-      head: A -> logits.
+      logits, backward: from `head_backward` or `backward_of`.
       a: (B, h, w, K) last conv map.
+      weightings: {name: how (A, dS/dA) become a map}.
       classes: (B,) classes to explain; None explains each image's top class.
-      weighting: how (A, dS/dA) become a map.
       target: what is differentiated (`cam_jax.cams.targets`; the class logit by default).
       contrast: (B,) second classes, for the "contrast" target.
-      appended: channels a manipulation appended to A (`Model.appended`), weighed as a block
-        of their own (`weightings.apply`).
     """
-    logits, classes, grads = gradients_at_features(head, a, classes, target, contrast)
-    return Explanation(logits, classes, jax.nn.relu(apply(weighting, a, grads, appended)))
+    classes, dy = score_cotangent(logits, classes, target, contrast)
+    grads = backward(dy)
+    return {name: Explanation(logits, classes, jax.nn.relu(apply(w, a, grads))) for name, w in weightings.items()}
 
 
 def cams_from_features(
@@ -106,15 +122,28 @@ def cams_from_features(
     contrast: jax.Array | None = None,
     appended: int = 0,
 ) -> dict[str, Explanation]:
-    """Several weightings from one head forward and one head backward: {name: Explanation}."""
-    logits, classes, grads = gradients_at_features(head, a, classes, target, contrast)
-    return {name: Explanation(logits, classes, jax.nn.relu(apply(w, a, grads, appended)))
-            for name, w in weightings.items()}
+    """Several weightings from a precomputed A, one head forward and one head backward (see
+    `cams_from_backward`); `appended`: channels a manipulation appended to A, a block of their own."""
+    return cams_from_backward(*backward_of(head, a, appended), a, weightings, classes, target, contrast)
+
+
+def cam_from_features(
+    head: Callable[[jax.Array], jax.Array],
+    a: jax.Array,
+    classes: jax.Array | None = None,
+    weighting: Weighting = grad_cam,
+    target: Target = logit,
+    contrast: jax.Array | None = None,
+    appended: int = 0,
+) -> Explanation:
+    """One weighting from a precomputed A (`cams_from_features`); head: A (B, h, w, K) -> logits."""
+    return cams_from_features(head, a, {"map": weighting}, classes, target, contrast, appended)["map"]
 
 
 @functools.partial(jax.jit, static_argnames="weighting")
 def _gradcam(model: Model, images: jax.Array, classes, weighting: Weighting) -> Explanation:
-    return cam_from_features(model.head, model.features(images), classes, weighting, appended=model.appended)
+    a = model.features(images)
+    return cams_from_backward(*head_backward(model, a), a, {"map": weighting}, classes)["map"]
 
 
 def gradcam(

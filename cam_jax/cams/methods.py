@@ -16,7 +16,7 @@ from typing import Any
 import jax
 
 from cam_jax.cams import input_space, perturbation, targets
-from cam_jax.cams.engine import Explanation, cams_from_features
+from cam_jax.cams.engine import Explanation, cams_from_backward, head_backward
 from cam_jax.cams.weightings import WEIGHTINGS
 from cam_jax.model import Model, check_classes, check_images
 
@@ -41,8 +41,10 @@ def _explain(model: Model, images, classes, contrast, arrays: dict, names: tuple
     """Every requested method in one compiled program; the gradient-weighted ones share one pass."""
     score = targets.get(target)
     weighted = {name: WEIGHTINGS[name] for name in names if name in WEIGHTINGS}
-    out = (cams_from_features(model.head, model.features(images), weighted, classes, score, contrast, model.appended)
-           if weighted else {})
+    out = {}
+    if weighted:
+        a = model.features(images)
+        out = cams_from_backward(*head_backward(model, a), a, weighted, classes, score, contrast)
     for name in names:
         if name in OTHERS:
             options = {k: v for k, v in (*arrays.items(), *static) if k in OPTIONS.get(name, set())}

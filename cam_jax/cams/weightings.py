@@ -13,6 +13,7 @@ References:
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 from collections.abc import Callable
 
@@ -28,12 +29,21 @@ def _weighted(a: jax.Array, alpha: jax.Array) -> jax.Array:
     return jnp.einsum("bhwk,bk->bhw", a, alpha)
 
 
+def channel_blocks(x: jax.Array, appended: int = 0) -> tuple[jax.Array, ...]:
+    """x (..., K) split on its last axis into (the first K - appended channels, the appended ones)."""
+    k = x.shape[-1] - appended
+    return (x,) if not appended else (x[..., :k], x[..., k:])
+
+
+def _sum_of_blocks(fn: Callable[..., jax.Array], *blocks: tuple[jax.Array, ...]) -> jax.Array:
+    """sum_i fn(*(b[i] for b in blocks)), each term compiled as a unit (`_isolated`)."""
+    return functools.reduce(operator.add, (_isolated(fn, *args) for args in zip(*blocks, strict=True)))
+
+
 def weighted_sum(a: jax.Array, alpha: jax.Array, appended: int = 0) -> jax.Array:
     """sum_k alpha_k A^k for per-channel weights alpha (B, K) found otherwise (ScoreCAM, AblationCAM),
     the last `appended` channels summed as a block of their own (see `apply`)."""
-    k = a.shape[-1] - appended
-    blocks = [(a, alpha)] if not appended else [(a[..., :k], alpha[:, :k]), (a[..., k:], alpha[:, k:])]
-    return functools.reduce(operator.add, (_isolated(_weighted, *block) for block in blocks))
+    return _sum_of_blocks(_weighted, channel_blocks(a, appended), channel_blocks(alpha, appended))
 
 
 def grad_cam(a: jax.Array, grads: jax.Array) -> jax.Array:
@@ -146,20 +156,20 @@ def eigen_grad_cam(a: jax.Array, grads: jax.Array) -> jax.Array:
 NOT_ADDITIVE = (eigen_cam, eigen_grad_cam)
 
 
-def apply(weighting: Weighting, a: jax.Array, grads: jax.Array, appended: int = 0) -> jax.Array:
-    """`weighting(a, grads)` with a manipulation's last `appended` channels as a block of their own.
+def apply(weighting: Weighting, a: jax.Array, grads: tuple[jax.Array, ...]) -> jax.Array:
+    """`weighting(a, dS/dA)` with dS/dA given as blocks of channels (`engine.head_backward`),
+    each (B, h, w, K_i), summed block by block.
 
     A weighting that is a sum over channels gives the same result in exact arithmetic; in floating
-    point the first K channels are then summed by the very expression (compiled as a unit) that
-    explains the model without them. A manipulation whose appended channel is exactly 0 and
-    leaves dy/dA^{1..K} unchanged (T4 on clean images) thus gives the original's map bit for bit,
-    at any batch size. The principal-component weightings mix channels and take A whole.
+    point the original's channels are then weighed by the very expression, on the very gradient of
+    the original's own head, that explains the original. A manipulation whose appended channel is
+    exactly 0 and leaves dS/dA^{1..K} unchanged (T4 on clean images) thus gives the original's map
+    bit for bit, at any batch size. The principal-component weightings mix channels and take A whole.
     """
-    k = a.shape[-1] - appended
-    if not appended or weighting in NOT_ADDITIVE:
-        return _isolated(weighting, a, grads)
-    blocks = [(a[..., :k], grads[..., :k]), (a[..., k:], grads[..., k:])]
-    return functools.reduce(operator.add, (_isolated(weighting, *block) for block in blocks))
+    if weighting in NOT_ADDITIVE or len(grads) == 1:
+        return _isolated(weighting, a, jnp.concatenate(grads, axis=-1))
+    bounds = (0, *itertools.accumulate(g.shape[-1] for g in grads))
+    return _sum_of_blocks(weighting, tuple(a[..., i:j] for i, j in itertools.pairwise(bounds)), grads)
 
 
 WEIGHTINGS: dict[str, Weighting] = {

@@ -18,6 +18,7 @@ model on its own.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -26,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cam_jax.cams import targets as targets_module
-from cam_jax.cams.engine import score_cotangent
+from cam_jax.cams.engine import head_backward, score_cotangent
 from cam_jax.cams.methods import OTHERS
 from cam_jax.cams.perturbation import ablated_logits, ablation_from_logits
 from cam_jax.cams.weightings import WEIGHTINGS, apply
@@ -79,13 +80,14 @@ def _cotangents(logits: jax.Array, contrast: jax.Array, grid: Grid) -> tuple[jax
 
 
 def _cams(model: Model, x, a, logits, classes, grads, contrast, grid: Grid, convention: str) -> jax.Array:
-    """(methods, targets, B, h, w) from A (B, h, w, K), logits, classes (T, B) and dS/dA (T, B, h, w, K)."""
+    """(methods, targets, B, h, w) from A (B, h, w, K), logits, classes (T, B) and dS/dA as blocks of
+    channels (`engine.head_backward`), each (T, B, h, w, K_i)."""
     maps = []
     ablated = ablated_logits(model.head, a) if "ablationcam" in grid.methods else None
     for method in grid.methods:
         if method in WEIGHTINGS:
             weighting = GRADCAM_BY_CONVENTION[convention] if method == "gradcam" else WEIGHTINGS[method]
-            maps.append(jax.vmap(lambda g: jax.nn.relu(apply(weighting, a, g, model.appended)))(grads))  # noqa: B023
+            maps.append(jax.vmap(lambda g: jax.nn.relu(apply(weighting, a, g)))(grads))  # noqa: B023
             continue
         per_target = []
         for t, target in enumerate(grid.targets):
@@ -108,9 +110,9 @@ def explain_model(model: Model, x: jax.Array, contrast: jax.Array, grid: Grid = 
       convention: "paper" or "authors": how "gradcam" weighs (`suite.GRADCAM_BY_CONVENTION`).
     """
     a = model.features(x)
-    logits, head_vjp = jax.vjp(model.head, a)
+    logits, backward = head_backward(model, a)
     classes, dy = _cotangents(logits, contrast, grid)
-    grads = jax.vmap(lambda d: head_vjp(d)[0])(dy)
+    grads = jax.vmap(backward)(dy)
     return Explained(logits, _cams(model, x, a, logits, classes, grads, contrast, grid, convention), a[..., -1])
 
 
@@ -120,17 +122,17 @@ def explain_models(models: Mapping[str, Model], x: jax.Array, grid: Grid = PAPER
     original's trunk and head backward with each model that extends it by a branch (module docstring)."""
     original = models["original"]
     a = original.features(x)
-    logits, head_vjp = jax.vjp(original.head, a)
+    logits, backward = head_backward(original, a)
+    backward = jax.vmap(backward)
     contrast = second_class(logits)
     classes_o, dy_o = _cotangents(logits, contrast, grid)
-    backward = jax.vmap(lambda d: head_vjp(d)[0])
     grads_o = backward(dy_o)
     out = {"original": Explained(logits, _cams(original, x, a, logits, classes_o, grads_o, contrast, grid, convention),
                                  a[..., -1])}
     for name, model in models.items():
         if name == "original":
             continue
-        parts = branch_of(model.module, model.params, original.module, original.params)
+        parts = branch_of(model, original)
         if parts is None:
             out[name] = explain_model(model, x, contrast, grid, convention)
             continue
@@ -143,7 +145,7 @@ def explain_models(models: Mapping[str, Model], x: jax.Array, grid: Grid = PAPER
         # the softmax's derivative in the same program was measured to round differently).
         dy = jnp.where((logits_n == logits).all(-1)[None, :, None], dy_o, dy)
         (grads_s,) = jax.vmap(g_vjp)(dy.sum(-1))  # every logit moves by G: dS/ds = sum_c dS/dy_c dG/ds
-        grads = jnp.concatenate([grads_o + backward(dy - dy_o), grads_s[..., None]], axis=-1)
+        grads = (*map(operator.add, grads_o, backward(dy - dy_o)), grads_s[..., None])
         a_n = jnp.concatenate([a, s[..., None]], -1)
         out[name] = Explained(logits_n, _cams(model, x, a_n, logits_n, classes, grads, contrast, grid, convention), s)
     return out

@@ -15,6 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cam_jax.model import Model
+
 
 class Wrapper(nn.Module):
     """Base class: delegates the shape attributes of the wrapped module."""
@@ -131,18 +133,17 @@ class OffsetSum(nn.Module):
         return scale * (v - reference).sum(axis=(-2, -1))
 
 
-def branch_of(module: nn.Module, params, base_module: nn.Module, base_params):
-    """(branch x -> (B, h, w), g (B, h, w) -> (B,)) when `module` is LogitBranch(AppendChannel(base, branch), g)
-    built on exactly `base_module` and the `base_params` object (T3, T4, the exact T1/T2); else None.
+def logit_branch(model: Model):
+    """(base `Model`, branch x -> (B, h, w), g (B, h, w) -> (B,)) when `model.module` is
+    LogitBranch(AppendChannel(base, branch), g) (T3, T4, the exact T1/T2); else None.
 
-    Such a model's A is [A_base, branch(x)] and its logits y_base + g(branch(x)): an evaluation can
-    reuse the base's forward and head instead of recomputing them.
+    Such a model's A is [A_base, branch(x)] and its logits y_base + g(branch(x)): an explanation can
+    take the base's head and backward as they are and add the branch's.
     """
+    module, params = model.module, model.params
     if not (isinstance(module, LogitBranch) and isinstance(module.base, AppendChannel)):
         return None
     inner = params["base"]
-    if module.base.base != base_module or inner["base"] is not base_params:
-        return None
 
     def branch(x):
         return module.base.branch.apply({"params": inner["branch"]}, x)
@@ -150,4 +151,15 @@ def branch_of(module: nn.Module, params, base_module: nn.Module, base_params):
     def g(v):
         return module.g.apply({"params": params["g"]}, v)
 
-    return branch, g
+    # Wrapping nests every collection under "base" (`paper._wrap`), once per combinator.
+    collections = {key: value["base"]["base"] for key, value in model.collections.items()}
+    return Model(module.base.base, inner["base"], collections), branch, g
+
+
+def branch_of(model: Model, original: Model):
+    """(branch, g) of `logit_branch` when its base is `original` itself (the same module and the same
+    params object): an evaluation can reuse the original's forward and head; else None."""
+    parts = logit_branch(model)
+    if parts is None or parts[0].module != original.module or parts[0].params is not original.params:
+        return None
+    return parts[1:]
