@@ -5,6 +5,7 @@
     python scripts/eval.py --arch resnet50 --weights resnet50-0676ba61.pth --data-dir DIR
 
     python scripts/eval.py --methods all                     # + the vulnerability matrix
+    python scripts/eval.py --methods all --attacked a.npz    # + a model attacked by fine-tuning as a row
 
 Writes results.json, report.md, figure1.png and figure3.png to --out (default results/).
 """
@@ -42,6 +43,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="the vulnerability matrix: these explanation methods (or 'all': every CAM method "
                              "computed from A, the input-space ones and scorecam by name) x every target x both "
                              "normalisations; writes matrix.json/.md/.png and figure_methods.png")
+    parser.add_argument("--attacked", nargs="+", default=None, metavar="W.npz",
+                        help="models attacked by fine-tuning (scripts/finetune_attack.py) as rows FT-<file stem>")
     parser.add_argument("--unfused", action="store_true", help="run the models one by one (slower; for checks)")
     parser.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() (multi-host)")
     parser.add_argument("--out", default="results")

@@ -18,6 +18,7 @@ from cam_jax.convert import checkpoint
 from cam_jax.data import imagenet, images, shapes
 from cam_jax.evaluation import step as evaluate
 from cam_jax.evaluation import suite
+from cam_jax.manipulations import stickers
 from cam_jax.models import build_model
 from cam_jax.testing import write_fake_val_tar
 
@@ -30,7 +31,7 @@ def small():
     model = Model(module, init_params(module, seed=0))
     b = shapes.batch(shapes.TEST_SEED, range(4), SIZE)
     settings = suite.Settings(sticker_size=7)
-    pasted = evaluate.sticker_images(b.pixels, np.arange(4), 0, suite.sticker(settings))
+    pasted = stickers.paste_by_index(b.pixels, np.arange(4), 0, suite.sticker(settings))[0]
     args = (model, jnp.asarray(images.normalize(b.pixels)), jnp.asarray(images.normalize(pasted)),
             jnp.asarray(b.labels), jnp.asarray(b.masks))
     return settings, args

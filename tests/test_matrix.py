@@ -46,8 +46,8 @@ def clean(n: int) -> jnp.ndarray:
 
 def stickered(n: int) -> jnp.ndarray:
     b = shapes.batch(shapes.TEST_SEED, range(n), SIZE)
-    return jnp.asarray(images.normalize(evaluate.sticker_images(b.pixels, np.arange(n), 0, suite.sticker(
-        suite.Settings(sticker_size=7)))))
+    return jnp.asarray(images.normalize(stickers.paste_by_index(b.pixels, np.arange(n), 0, suite.sticker(
+        suite.Settings(sticker_size=7)))[0]))
 
 
 @pytest.mark.parametrize("batch", [1, 3])

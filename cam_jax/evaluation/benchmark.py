@@ -24,6 +24,7 @@ from cam_jax.cams.weightings import WEIGHTINGS
 from cam_jax.data import images, shapes
 from cam_jax.evaluation import step as evaluate
 from cam_jax.evaluation.suite import Settings, build, sticker
+from cam_jax.manipulations import stickers
 from cam_jax.model import Model
 from cam_jax.models.vgg import VGG
 
@@ -64,7 +65,7 @@ def run(model: Model, batch_size: int = 8, repeats: int = 9, seed: int = 0) -> d
     size = model.input_size
     data = shapes.batch(shapes.TEST_SEED, range(batch_size), size)
     settings = Settings(sticker_size=14 if size >= 224 else 7)
-    pasted = evaluate.sticker_images(data.pixels, np.arange(batch_size), seed, sticker(settings))
+    pasted = stickers.paste_by_index(data.pixels, np.arange(batch_size), seed, sticker(settings))[0]
     clean = jnp.asarray(images.normalize(data.pixels))
     stickered = jnp.asarray(images.normalize(pasted))
     labels = jnp.asarray(np.minimum(data.labels, model.num_classes - 1))

@@ -33,13 +33,14 @@ from cam_jax.evaluation.suite import (
     GRADCAM_BY_CONVENTION,
     SUITES,
     Settings,
+    attacked_entries,
     build,
     model_names,
     rows,
     sticker,
 )
-from cam_jax.manipulations import DETECTOR_MARGIN
-from cam_jax.models.registry import ARCHS, title
+from cam_jax.manipulations import DETECTOR_MARGIN, stickers
+from cam_jax.models.registry import ARCHS, arch_name, title
 from cam_jax.models.vgg import VGG
 
 DEFAULT_SHAPES_LIMIT = 512
@@ -69,6 +70,22 @@ def _load(args) -> tuple[Any, dict, str]:
         raise UsageError(f"{weights} holds {meta.get('arch')} with {model.num_classes} classes, "
                          f"not ImageNet {title(arch)} (leave out --arch for the bundled model)")
     return model, meta, weights
+
+
+def _attacked(paths, model) -> dict[str, Any]:
+    """{file stem: model} of `--attacked` files, each checked to have `model`'s architecture and shapes."""
+    out = {}
+    for path in paths:
+        name = os.path.splitext(os.path.basename(path))[0]
+        if name in out:
+            raise UsageError(f"two --attacked files are named {name!r}; their rows would share a name")
+        attacked, _ = load_weights(path)
+        if attacked.module != model.module or jax.tree.map(np.shape, attacked.params) != jax.tree.map(
+                np.shape, model.params):
+            raise UsageError(f"--attacked {path} does not have the evaluated model's architecture "
+                             f"({arch_name(model.module)}; an attack by fine-tuning keeps it)")
+        out[name] = attacked
+    return out
 
 
 def _data(args, model, pretrained: bool) -> tuple[Loader, int, str]:
@@ -122,7 +139,8 @@ def main(args) -> dict[str, Any]:
     settings = Settings(exact=args.exact, t3_seed=args.seed, preprocess=preprocess,
                         sticker_size=14 if model.input_size >= 224 else 7, convention=args.convention)
     cells = grid(args.methods)
-    suite = SUITES[args.convention] + (EXACT_ENTRIES if args.methods else ())
+    suite = SUITES[args.convention] + (EXACT_ENTRIES if args.methods else ()) + attacked_entries(
+        _attacked(args.attacked or (), model))
     if args.convention == "authors" and not isinstance(model.module, VGG):
         raise UsageError(f"--convention authors is defined for VGG (their hook on conv5_3), not {meta.get('arch')}")
     if args.convention == "authors" and args.methods:
@@ -202,7 +220,7 @@ def _figures(folder, model, loader, settings, seed, meta) -> None:
     """figure1.png (one image, original and T1-T4) and figure3.png (T4 clean vs stickered)."""
     data = loader([0])
     preprocess = settings.preprocess
-    stickered = evaluate.sticker_images(data.pixels, np.array([0]), seed, sticker(settings))
+    stickered = stickers.paste_by_index(data.pixels, np.array([0]), seed, sticker(settings))[0]
     suite = SUITES[settings.convention]
     models = build(model, settings, suite)
     clean_x = jnp.asarray(images.normalize(data.pixels, preprocess))
@@ -237,7 +255,7 @@ def _matrix(folder, cells, grid, model, loader, settings, seed, meta, suite, res
                 f"images, {results['seconds']} s.\n\n{matrix.markdown(cells, grid, pixels)}")
     matrix.heatmap(os.path.join(folder, "matrix.png"), cells, grid, pixels)
     data = loader([0])
-    stickered = evaluate.sticker_images(data.pixels, np.array([0]), seed, sticker(settings))
+    stickered = stickers.paste_by_index(data.pixels, np.array([0]), seed, sticker(settings))[0]
     models = build(model, settings, suite)
     columns = [(n, data.pixels) for n in model_names(suite) if n != "T4"] + [("T4", stickered)]
     explained = {n: explain_many(models[n], jnp.asarray(images.normalize(p, settings.preprocess)), grid.methods)

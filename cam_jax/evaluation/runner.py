@@ -22,6 +22,7 @@ from cam_jax.data import images
 from cam_jax.data.batch import Loader
 from cam_jax.evaluation import step as evaluate
 from cam_jax.evaluation.suite import PAPER_SUITE, Entry, Settings, sticker
+from cam_jax.manipulations import stickers
 from cam_jax.model import Model
 
 
@@ -74,7 +75,7 @@ def run(
             indices = np.minimum(np.arange(first, first + batch), n_images - 1)  # pad by repeating the last
             mine = indices[jax.process_index() * per_process : (jax.process_index() + 1) * per_process]
             data = loader(mine)
-            stickered = evaluate.sticker_images(data.pixels, mine, seed, pixels_of_sticker)
+            stickered = stickers.paste_by_index(data.pixels, mine, seed, pixels_of_sticker)[0]
             out = step(
                 model,
                 global_array(images.normalize(data.pixels, preprocess)),

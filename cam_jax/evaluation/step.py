@@ -24,7 +24,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from cam_jax.cams import targets as targets_module
 from cam_jax.cams.engine import head_backward, score_cotangent
@@ -33,7 +32,6 @@ from cam_jax.cams.perturbation import ablated_logits, ablation_from_logits
 from cam_jax.cams.weightings import WEIGHTINGS, apply
 from cam_jax.evaluation import metrics
 from cam_jax.evaluation.suite import DATA, GRADCAM_BY_CONVENTION, PAPER_SUITE, Entry, Settings, build
-from cam_jax.manipulations import stickers
 from cam_jax.manipulations.combinators import branch_of
 from cam_jax.model import Model
 
@@ -238,15 +236,3 @@ def unfused_step(settings: Settings = Settings(), suite: tuple[Entry, ...] = PAP
         return metrics_of(explained, labels, masks)
 
     return step
-
-
-def sticker_images(pixels: np.ndarray, indices: np.ndarray, seed: int, sticker: np.ndarray) -> np.ndarray:
-    """Paste 3 stickers on each uint8 image, placed by (seed, the image's global index) alone,
-    so any split of the data over processes or batches places them identically."""
-    size = pixels.shape[1]
-    key = jax.random.key(seed)
-    corners = jax.vmap(lambda i: stickers.sticker_corners(jax.random.fold_in(key, i), 1, size, sticker.shape[0])[0])(
-        jnp.asarray(indices)
-    )
-    pasted, _ = stickers.paste_stickers(jnp.asarray(pixels), jnp.asarray(sticker), corners)
-    return np.asarray(pasted)

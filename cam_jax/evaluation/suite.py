@@ -104,6 +104,14 @@ def original(model: Model, settings: Settings) -> Model:
     return Model(model.module.clone(cam_pre_relu=True), model.params, model.collections)
 
 
+def attacked_entries(attacked: Mapping[str, Model]) -> tuple[Entry, ...]:
+    """One entry "FT-<name>" per model attacked by fine-tuning (`scripts/finetune_attack.py`), in no
+    paper table: its own weights, explained on clean and stickered images and compared with the
+    original's explanation there (a learned attack has no one target map)."""
+    return tuple(Entry(f"FT-{name}", f"{name} (fine-tuned)", lambda m, s, a=model: original(a, s),
+                       {"clean": "original", "sticker": "original"}, 0, {}) for name, model in attacked.items())
+
+
 # The original model's rows: its accuracy on each data (paper: ImageNet validation, VGG-16).
 ORIGINAL_PAPER: Mapping[str, Figures] = {"clean": (0.71592, None, None), "sticker": (0.69048, None, None)}
 

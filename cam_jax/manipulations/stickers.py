@@ -81,3 +81,19 @@ def paste_stickers(pixels: jax.Array, sticker: jax.Array, corners: jax.Array) ->
         return image, mask
 
     return jax.vmap(one)(pixels, corners)
+
+
+def paste_by_index(pixels: np.ndarray, indices: np.ndarray, seed: int, sticker: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Three stickers on each uint8 image (B, H, W, 3), placed by (seed, the image's global index) alone,
+    so any split of the data over processes or batches places them identically.
+
+    Returns (stickered pixels (B, H, W, 3) uint8, masks (B, H, W) bool of covered pixels).
+    """
+    size = pixels.shape[1]
+    key = jax.random.key(seed)
+    corners = jax.vmap(lambda i: sticker_corners(jax.random.fold_in(key, i), 1, size, sticker.shape[0])[0])(
+        jnp.asarray(indices)
+    )
+    pasted, masks = paste_stickers(jnp.asarray(pixels), jnp.asarray(sticker), corners)
+    return np.asarray(pasted), np.asarray(masks)

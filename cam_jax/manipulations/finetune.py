@@ -1,0 +1,135 @@
+"""Attacks by fine-tuning the weights alone (Heo et al. 2019): same architecture, new parameters.
+
+The objective is keep + lambda * fooling: "keep" holds the predictions (cross-entropy on the labels,
+or distillation to the original's logits), "fooling" is a loss on the tuned model's GradCAM
+(`cam_jax.manipulations.fooling`). GradCAM is itself a `jax.vjp` of the head, so the gradient with
+respect to the parameters is a second derivative through the explanation, which `jax.grad` takes as
+it is. Nothing but the parameters changes: no branch, no appended channel.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from cam_jax.cams.engine import cam_from_features
+from cam_jax.cams.maps import normalize
+from cam_jax.data import images, shapes
+from cam_jax.manipulations import stickers
+from cam_jax.manipulations.fooling import Batch, Fooling, Views
+from cam_jax.model import Model
+
+KEEPS = ("labels", "logits")
+
+
+def gradcam_view(model: Model) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """(x (B, H, W, 3), classes (B,)) -> (B, h, w) max-normalised GradCAM of `model`."""
+    return lambda x, classes: normalize(cam_from_features(model.head, model.features(x), classes).cam)
+
+
+def objective(original: Model, fooling: Fooling, lam: float = 1.0, keep: str = "labels"
+              ) -> Callable[[object, Batch], tuple[jax.Array, dict[str, jax.Array]]]:
+    """(params, batch) -> (keep + lam * fooling, {"keep", "fooling", "accuracy"}) for a model of
+    `original`'s architecture; the original's maps and logits are constants (no gradient)."""
+    if keep not in KEEPS:
+        raise ValueError(f"unknown keep {keep!r}; choose one of {KEEPS}")
+    if not math.isfinite(lam) or lam < 0:
+        raise ValueError(f"lambda must be finite and >= 0, got {lam}")
+    frozen = gradcam_view(original)
+
+    def loss(params, batch: Batch):
+        tuned = Model(original.module, params, original.collections)
+        logits = tuned(batch.x)
+        if keep == "labels":
+            kept = optax.softmax_cross_entropy_with_integer_labels(logits, batch.labels).mean()
+        else:
+            reference = jax.nn.softmax(jax.lax.stop_gradient(original(batch.x)))
+            kept = optax.softmax_cross_entropy(logits, reference).mean()
+        views = Views(gradcam_view(tuned), lambda x, c: jax.lax.stop_gradient(frozen(x, c)))
+        fooled = fooling.loss(views, batch)
+        accuracy = (logits.argmax(-1) == batch.labels).mean()
+        return kept + lam * fooled, {"keep": kept, "fooling": fooled, "accuracy": accuracy}
+
+    return loss
+
+
+def finetune(
+    model: Model,
+    batches: Iterable[Batch],
+    fooling: Fooling,
+    optimizer: optax.GradientTransformation,
+    steps: int,
+    *,
+    lam: float = 1.0,
+    keep: str = "labels",
+    progress: bool = True,
+) -> tuple[Model, list[dict[str, float]]]:
+    """Fine-tune `model`'s parameters on `steps` batches; returns (the attacked model, the log).
+
+    Args:
+      model: any `Model` (the original: its maps and logits are the reference).
+      batches: at least `steps` `Batch`es (`attack_batches` makes them from the generated shapes).
+      fooling: the explanation objective (`fooling.get(name, model.cam_size)`).
+      optimizer: any optax transformation.
+      lam: weight of the fooling loss.
+      keep: "labels" (cross-entropy) or "logits" (distillation to the original's softmax).
+      progress: show a progress bar.
+
+    Returns:
+      (Model with the same module and new params, [{"step", "loss", "keep", "fooling", "accuracy"}]).
+
+    Raises:
+      FloatingPointError: the loss became NaN or infinite (the step is named).
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    loss_fn = objective(model, fooling, lam, keep)
+
+    @jax.jit
+    def step(params, opt_state, batch):
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, {"loss": loss, **aux}
+
+    params, opt_state, log = model.params, optimizer.init(model.params), []
+    columns = (TextColumn("fine-tuning"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task("", total=steps, status="")
+        for k, batch in zip(range(steps), batches, strict=False):
+            params, opt_state, figures = step(params, opt_state, batch)
+            row = {"step": k, **{name: float(v) for name, v in figures.items()}}
+            if not math.isfinite(row["loss"]):
+                raise FloatingPointError(f"the loss is {row['loss']} at step {k}; lower the learning rate or lambda")
+            log.append(row)
+            bar.update(task, advance=1, status=f"loss {row['loss']:.4f} fooling {row['fooling']:.4f} "
+                                               f"acc {row['accuracy']:.2f}")
+    if len(log) < steps:
+        raise ValueError(f"the batches ran out after {len(log)} of {steps} steps")
+    return Model(model.module, params, model.collections), log
+
+
+def batch_of(pixels: np.ndarray, labels: np.ndarray, indices: np.ndarray, seed: int, sticker: np.ndarray,
+             map_size: int) -> Batch:
+    """A `Batch` from uint8 images (B, H, W, 3): normalised, stickered by (seed, index)
+    (`stickers.paste_by_index`), each sticker mask averaged down to (map_size, map_size)."""
+    pasted, masks = stickers.paste_by_index(pixels, indices, seed, sticker)
+    b = pixels.shape[0]
+    cover = jax.image.resize(jnp.asarray(masks, jnp.float32), (b, map_size, map_size), "linear", antialias=True)
+    return Batch(jnp.asarray(images.normalize(pixels)), jnp.asarray(labels, jnp.int32),
+                 jnp.asarray(images.normalize(pasted)), jnp.clip(cover, 0, 1))
+
+
+def attack_batches(seed: int, batch_size: int, steps: int, size: int, sticker: np.ndarray, map_size: int
+                   ) -> Iterator[Batch]:
+    """`steps` batches of generated shapes (stream `seed`), `batch_size` each, at `size` pixels."""
+    for k in range(steps):
+        indices = np.arange(k * batch_size, (k + 1) * batch_size)
+        data = shapes.batch(seed, indices, size)
+        yield batch_of(data.pixels, data.labels, indices, seed, sticker, map_size)

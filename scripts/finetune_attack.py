@@ -1,0 +1,141 @@
+"""Attack GradCAM by fine-tuning the weights alone (Heo et al. 2019) and measure the attack.
+
+    python scripts/finetune_attack.py --loss location --out attacks/location.npz
+    python scripts/finetune_attack.py --loss backdoor --out attacks/backdoor.npz --steps 300 --seed 1
+    python scripts/eval.py --attacked attacks/location.npz --methods all     # the attacked model as a matrix row
+
+Fine-tunes the bundled default (or --weights) on generated shapes with cross-entropy (--keep labels)
+or distillation to the original (--keep logits) + --lam x the fooling loss (cam_jax.manipulations.fooling),
+then writes, each atomically:
+  OUT          the attacked weights in the checkpoint format (eval.py --weights/--attacked read them);
+  OUT.json     accuracy, fooling success rate, mass in mask and pointing game before/after, how far
+               every CAM method's map moved (clean and stickered test images), the settings and times;
+  OUT.csv      the training log, one row per step.
+"""
+
+from __future__ import annotations
+
+from cam_jax.xla_flags import use_ynn_for_dots_only
+
+use_ynn_for_dots_only()  # before JAX starts: see cam_jax/xla_flags.py
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+
+import optax
+
+from cam_jax.convert import checkpoint, default_weights, load_weights
+from cam_jax.data import shapes
+from cam_jax.evaluation import attacks
+from cam_jax.manipulations import finetune, fooling, stickers
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--loss", required=True, choices=tuple(fooling.FOOLINGS), help="the fooling loss")
+    parser.add_argument("--out", required=True, help="the attacked weights (.npz); OUT.json and OUT.csv beside")
+    parser.add_argument("--weights", default=None, help="the model to attack (default: the bundled default)")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-4, help="Adam's learning rate")
+    parser.add_argument("--lam", type=float, default=1.0, help="weight of the fooling loss")
+    parser.add_argument("--keep", choices=finetune.KEEPS, default="labels",
+                        help="hold the predictions by cross-entropy on the labels or by distillation to the original")
+    parser.add_argument("--seed", type=int, default=0, help="the training images' stream and sticker placement")
+    parser.add_argument("--test-images", type=int, default=256)
+    parser.add_argument("--no-progress", action="store_true")
+    return parser.parse_args(argv)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Refuse bad arguments before any work; ValueError says which."""
+    if not args.out.endswith(".npz"):
+        raise ValueError(f"--out must end in .npz, got {args.out!r}")
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise ValueError(f"cannot write to the folder of --out: {folder}")
+    for name in ("steps", "batch_size", "test_images"):
+        if getattr(args, name) <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise ValueError(f"--lr must be finite and positive, got {args.lr}")
+    if not (math.isfinite(args.lam) and args.lam >= 0):
+        raise ValueError(f"--lam must be finite and >= 0, got {args.lam}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+
+
+def _write_text(path: str, text: str) -> None:
+    fd, staging = tempfile.mkstemp(prefix=".cam_jax-", dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(staging, path)
+    except BaseException:
+        os.unlink(staging)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    try:
+        check(args)
+        weights = args.weights or default_weights()
+        model, meta = load_weights(weights)
+        if model.num_classes != len(shapes.CLASSES):
+            raise ValueError(f"the shapes data has {len(shapes.CLASSES)} classes, {weights} {model.num_classes}")
+    except (ValueError, FileNotFoundError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    size, map_size = model.input_size, model.cam_size
+    sticker = stickers.sticker_pixels(stickers.smiley(14 if size >= 224 else 7))
+    objective = fooling.get(args.loss, map_size)
+    batches = finetune.attack_batches(shapes.TRAIN_SEED + args.seed, args.batch_size, args.steps, size, sticker,
+                                      map_size)
+    start = time.time()
+    attacked, log = finetune.finetune(model, batches, objective, optax.adam(args.lr), args.steps, lam=args.lam,
+                                      keep=args.keep, progress=not args.no_progress)
+    train_seconds = time.time() - start
+
+    def test_batches():
+        for first in range(0, args.test_images, 32):
+            indices = range(first, min(first + 32, args.test_images))
+            data = shapes.batch(shapes.TEST_SEED, indices, size)
+            b = finetune.batch_of(data.pixels, data.labels, list(indices), args.seed, sticker, map_size)
+            yield b, data.masks
+
+    start = time.time()
+    result = attacks.assess(model, attacked, objective, test_batches())
+    settings = {k: getattr(args, k) for k in ("loss", "steps", "batch_size", "lr", "lam", "keep", "seed")}
+    result = {**result, "settings": settings, "train_seconds": round(train_seconds, 1),
+              "assess_seconds": round(time.time() - start, 1), "source": os.path.basename(weights),
+              "source_sha256": checkpoint.sha256(weights)}
+    checkpoint.save(args.out, attacked, preprocess=meta.get("preprocess", "torchvision"),
+                    attack=settings, source_sha256=result["source_sha256"])
+    stem = args.out[: -len(".npz")]
+    _write_text(f"{stem}.json", json.dumps(result, indent=2) + "\n")
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=list(log[0]))
+    writer.writeheader()
+    writer.writerows(log)
+    _write_text(f"{stem}.csv", table.getvalue())
+    print(f"{args.loss}: accuracy {result['accuracy']['before']:.4f} -> {result['accuracy']['after']:.4f}, "
+          f"fooling success rate {result['fooling_success_rate']['before']:.3f} -> "
+          f"{result['fooling_success_rate']['after']:.3f}, mass in mask {result['mass_in_mask']['before']:.3f} -> "
+          f"{result['mass_in_mask']['after']:.3f}, pointing {result['pointing_game']['before']:.3f} -> "
+          f"{result['pointing_game']['after']:.3f}; fooled methods (clean) "
+          f"{', '.join(result['fooled_methods']['clean']) or 'none'}, (sticker) "
+          f"{', '.join(result['fooled_methods']['sticker']) or 'none'}; training {train_seconds:.0f} s")
+    print(f"wrote {args.out}, {stem}.json, {stem}.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
