@@ -61,13 +61,12 @@ def test_full_vgg16_matches_torch(tmp_path):
     compare_with_torch(net, model, x, logit_atol=1e-3, cam_rtol=1e-3)
 
 
-def test_keras_h5_matches_torch_reference(tmp_path):
-    """A Keras-layout h5 (HWIO kernels, NHWC flatten) against a torch forward of the same weights."""
+def write_keras_vgg(path, rng, tamper=None) -> tuple[list, list]:
+    """A small Keras-layout VGG h5 at `path`; returns (stages, [(kernel, bias)] per layer).
+    `tamper(f, layer name, group)` may rewrite fc1's group before the file is closed."""
     h5py = pytest.importorskip("h5py")
-    rng = np.random.default_rng(3)
     stages, hidden, classes, side = SMALL["stages"], 32, 7, 2
     layers, cin = [], 3
-    path = tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
     with h5py.File(path, "w") as f:
         names = []
         for s, stage in enumerate(stages):
@@ -84,6 +83,16 @@ def test_keras_h5_matches_torch_reference(tmp_path):
             g.create_dataset(f"{name}/kernel:0", data=kernel.astype(np.float32))
             g.create_dataset(f"{name}/bias:0", data=rng.uniform(-0.1, 0.1, width).astype(np.float32))
             layers.append((kernel.astype(np.float32), np.asarray(g[f"{name}/bias:0"])))
+            if tamper is not None and name == "fc1":
+                tamper(f, name, g)
+    return stages, layers
+
+
+def test_keras_h5_matches_torch_reference(tmp_path):
+    """A Keras-layout h5 (HWIO kernels, NHWC flatten) against a torch forward of the same weights."""
+    rng = np.random.default_rng(3)
+    path = tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
+    stages, layers = write_keras_vgg(path, rng)
     model, meta = convert.load_keras(path)
     assert meta["preprocess"] == "caffe"
 
@@ -103,6 +112,44 @@ def test_keras_h5_matches_torch_reference(tmp_path):
         h = h @ torch.from_numpy(w) + torch.from_numpy(b)
         h = torch.relu(h) if j < 2 else h
     np.testing.assert_allclose(np.asarray(model(x)), h.numpy(), atol=1e-4 * np.abs(h.numpy()).max())
+
+
+def test_keras_files_that_read_other_files_are_refused(tmp_path):
+    """External storage, soft and external links and virtual datasets would make the reader fetch
+    bytes from elsewhere (a crafted file pulled local file contents into the weights): each refused."""
+    h5py = pytest.importorskip("h5py")
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.arange(32 * 4, dtype=np.float32).tobytes())
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f.create_dataset("bias", data=np.zeros(32, np.float32))
+
+    def external_storage(f, name, g):
+        del g[f"{name}/bias:0"]
+        g.create_dataset(f"{name}/bias:0", (32,), np.float32, external=[(str(secret), 0, 32 * 4)])
+
+    def soft_link(f, name, g):
+        del g[f"{name}/bias:0"]
+        g[f"{name}/bias:0"] = h5py.SoftLink("/fc2/fc2/bias:0")
+
+    def external_link(f, name, g):
+        del g[f"{name}/bias:0"]
+        g[f"{name}/bias:0"] = h5py.ExternalLink(str(other), "/bias")
+
+    def virtual(f, name, g):
+        del g[f"{name}/bias:0"]
+        layout = h5py.VirtualLayout((32,), np.float32)
+        layout[:] = h5py.VirtualSource(str(other), "bias", shape=(32,))
+        g.create_virtual_dataset(f"{name}/bias:0", layout)
+
+    for tamper, message in ((external_storage, "external file"), (soft_link, "SoftLink"),
+                            (external_link, "ExternalLink"), (virtual, "virtual dataset")):
+        path = tmp_path / f"{tamper.__name__}.h5"
+        write_keras_vgg(path, np.random.default_rng(0), tamper)
+        with pytest.raises(ValueError, match=message):
+            convert.load_keras(path)
+    write_keras_vgg(tmp_path / "plain.h5", np.random.default_rng(0))
+    convert.load_keras(tmp_path / "plain.h5")  # the same file untampered loads
 
 
 def test_save_load_is_bit_exact(tmp_path):
