@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import zipfile
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from cam_jax import Model, convert, gradcam
 from cam_jax.convert import checkpoint
-from cam_jax.models import build_model
+from cam_jax.models import build_model, init_params
 from cam_jax.models.vgg import STAGES
 from cam_jax.testing import assert_trees_all_close, make_torch_vgg, torch_gradcam
 
@@ -219,8 +223,9 @@ def test_truncated_and_garbage_files(tmp_path):
         convert.load_torchvision(truncated)
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"not a zip file at all")
-    with pytest.raises(ValueError, match="not a readable"):
+    with pytest.raises(ValueError, match="not an .npz weight file") as err:
         checkpoint.load(garbage)
+    assert "pickle" not in str(err.value)  # numpy's advice to load it unsafely is not passed on
     with pytest.raises(FileNotFoundError):
         checkpoint.load(tmp_path / "absent.npz")
 
@@ -234,5 +239,42 @@ def test_pickled_code_is_refused(tmp_path):
 
     path = tmp_path / "evil.pth"
     torch.save({"features.0.weight": Evil()}, path)
-    with pytest.raises(ValueError, match="could not read"):
+    with pytest.raises(ValueError, match="could not read") as err:
         convert.load_torchvision(path)
+    assert "weights_only=False" not in str(err.value)  # torch's advice would run the file's code
+
+
+def test_common_checkpoint_layouts_convert(tmp_path):
+    """A training checkpoint {"model": state_dict, "epoch": ...}, extra non-tensor entries, bfloat16
+    tensors and tensors that require grad: each converts to the weights of the plain state_dict."""
+    net, path = small_torch_file(tmp_path)
+    reference, _ = convert.load_torchvision(path)
+    sd = net.state_dict()
+    layouts = {
+        "wrapped": {"model": sd, "epoch": 3, "optimizer": {"lr": 0.1}},
+        "extras": {**sd, "note": "trained on shapes", "version": 2},
+        "grad": dict(net.named_parameters()),
+        "bf16": {k: v.to(torch.bfloat16) for k, v in sd.items()},
+    }
+    for name, state in layouts.items():
+        torch.save(state, tmp_path / f"{name}.pth")
+        model, _ = convert.load_torchvision(tmp_path / f"{name}.pth")
+        # bfloat16 keeps 8 bits of mantissa: the weights round to within 2**-8 relative.
+        assert_trees_all_close(model.params, reference.params, rtol=2**-8 if name == "bf16" else 0.0)
+
+
+def test_nan_weights_and_decompression_bombs_are_refused(tmp_path):
+    module = build_model("vgg11", num_classes=5, input_size=32, width=1 / 16)
+    model = Model(module, init_params(module, 0))
+    broken = jax.tree.map(lambda p: p, model.params)
+    broken["fc2"]["bias"] = broken["fc2"]["bias"].at[1].set(jnp.nan)
+    checkpoint.save(tmp_path / "nan.npz", Model(module, broken))
+    with pytest.raises(ValueError, match="fc2/bias holds 1 NaN"):
+        convert.load_weights(tmp_path / "nan.npz")
+    # 64 MiB of zeros deflate to ~64 KiB: refused from the sizes the archive declares, before inflating.
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("fc1/kernel.npy", bytes(64 << 20))
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(ValueError, match="decompression bomb"):
+        checkpoint.load(bomb)

@@ -59,6 +59,14 @@ def check_params(params: Any, module: Any, source: str) -> None:
         raise ValueError(f"{source}: unexpected parameters {extra[:5]} for this architecture")
 
 
+def check_finite(params: Any, source: str) -> None:
+    """Raise a ValueError naming the first parameter that holds NaN or inf (its scores would be NaN)."""
+    for key, value in traverse_util.flatten_dict(jax.device_get(params), sep="/").items():
+        bad = ~np.isfinite(np.asarray(value))
+        if bad.any():
+            raise ValueError(f"{source}: parameter {key} holds {int(bad.sum())} NaN or inf value(s)")
+
+
 def save(path: str | os.PathLike, model: Model, **meta: Any) -> None:
     """Write `model` (a plain registered architecture) and `meta` (e.g. preprocess, source_sha256) to `path`.
 
@@ -97,6 +105,29 @@ def module_from_header(meta: dict[str, Any], source: str) -> Any:
     raise ValueError(f"{source}: unknown format {meta.get('format')!r}, expected {FORMAT!r}")
 
 
+MAX_BYTES = 8 << 30  # what the arrays of a weight file may decompress to (VGG-16 in float32: 0.55 GB)
+MAX_RATIO = 100  # a compressed entry may not grow more than this (np.savez stores arrays uncompressed)
+
+
+def check_archive(path: str) -> None:
+    """Refuse a file that is not a zip archive (an .npz is one) and a decompression bomb, from the
+    sizes the archive declares, before anything is decompressed."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not an .npz weight file (not a zip archive)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as err:
+        raise ValueError(f"{path} is not a readable .npz weight file ({err})") from err
+    total = sum(e.file_size for e in entries)
+    if total > MAX_BYTES:
+        raise ValueError(f"{path} declares {total:,} bytes of arrays, more than the {MAX_BYTES:,} allowed")
+    for e in entries:
+        if e.file_size > MAX_RATIO * e.compress_size + (1 << 20):
+            raise ValueError(f"{path}: {e.filename} decompresses from {e.compress_size:,} to {e.file_size:,} bytes "
+                             "(a decompression bomb?), refused")
+
+
 def load(path: str | os.PathLike) -> tuple[Model, dict[str, Any]]:
     """Read a file written by `save`; returns the model and its metadata.
 
@@ -108,6 +139,7 @@ def load(path: str | os.PathLike) -> tuple[Model, dict[str, Any]]:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no weight file at {path}")
+    check_archive(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}

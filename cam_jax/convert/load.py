@@ -16,7 +16,7 @@ def load_weights(path: str | os.PathLike, arch: str | None = None) -> tuple[Mode
 
     Raises:
       FileNotFoundError: no such file.
-      ValueError: unreadable, or not the architecture `arch` names.
+      ValueError: unreadable, not the architecture `arch` names, or a parameter holds NaN or inf.
 
     Example:
       >>> model, meta = load_weights(default_weights())
@@ -27,12 +27,14 @@ def load_weights(path: str | os.PathLike, arch: str | None = None) -> tuple[Mode
     if not os.path.exists(path):
         raise FileNotFoundError(f"no weight file at {path}")
     if path.endswith((".h5", ".hdf5")):
-        return load_keras(path, arch)
-    if path.endswith((".pth", ".pt")):
-        return load_torchvision(path, arch)
-    model, meta = checkpoint.load(path)
-    if arch is not None and meta.get("arch") != arch:
-        raise ValueError(f"{path} holds {meta.get('arch')}, not {arch}")
+        model, meta = load_keras(path, arch)
+    elif path.endswith((".pth", ".pt")):
+        model, meta = load_torchvision(path, arch)
+    else:
+        model, meta = checkpoint.load(path)
+        if arch is not None and meta.get("arch") != arch:
+            raise ValueError(f"{path} holds {meta.get('arch')}, not {arch}")
+    checkpoint.check_finite(model.params, path)
     return model, meta
 
 

@@ -18,9 +18,17 @@ from cam_jax.convert.checkpoint import sha256
 from cam_jax.model import Model
 from cam_jax.models import registry
 
+# Where training scripts commonly put the state_dict inside a checkpoint dict.
+WRAPPERS = ("state_dict", "model_state_dict", "model", "net", "module")
+
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """A torch state_dict file as {key: float32 numpy array}, read with `weights_only=True`."""
+    """A torch state_dict file as {key: float32 numpy array}, read with `weights_only=True`.
+
+    Also takes a training checkpoint that holds the state_dict under one of `WRAPPERS`
+    ({"model": state_dict, "epoch": 3, ...}); entries that are not tensors are not weights and are
+    left out; bfloat16/float16 tensors and tensors that require grad are read as float32.
+    """
     import torch  # optional dependency: pip install cam_jax[torch]
 
     path = os.fspath(path)
@@ -28,13 +36,24 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
-    except Exception as err:  # torch raises many types for corrupt or truncated files
-        raise ValueError(f"could not read {path} as a torch state_dict: {err}") from err
-    if isinstance(state, Mapping) and "state_dict" in state:
-        state = state["state_dict"]
+    except Exception as err:  # torch raises many types for corrupt, truncated or code-carrying files
+        # torch's own advice (load with weights_only=False) would run the file's code: never pass it on.
+        reason = ("it holds objects other than tensors and plain containers, which only running code from "
+                  "the file could rebuild (refused); save model.state_dict() with torch.save instead"
+                  if "weights_only" in str(err) else str(err).splitlines()[0])
+        raise ValueError(f"could not read {path} as a torch state_dict: {reason}") from err
+    if isinstance(state, Mapping):
+        for key in WRAPPERS:
+            if isinstance(state.get(key), Mapping):
+                state = state[key]
+                break
     if not isinstance(state, Mapping):
         raise ValueError(f"{path} holds a {type(state).__name__}, not a state_dict")
-    return {k: v.numpy() for k, v in state.items()}
+    tensors = {str(k): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise ValueError(f"{path} holds no tensors (keys: {sorted(map(str, state))[:8]})")
+    return {k: v.detach().to(torch.float32).numpy() if v.is_floating_point() else v.numpy()
+            for k, v in tensors.items()}
 
 
 def family_of_state(state: Mapping[str, Any], source: str) -> str:
