@@ -263,6 +263,34 @@ def test_common_checkpoint_layouts_convert(tmp_path):
         assert_trees_all_close(model.params, reference.params, rtol=2**-8 if name == "bf16" else 0.0)
 
 
+def test_batch_norm_vgg_is_folded_and_matches_torch_in_eval_mode():
+    """torchvision's vgg*_bn layout (conv, BatchNorm2d, ReLU): converted with each batch norm folded
+    into its conv, against torch's eval-mode forward (before: diagnosed as a VGG-19 missing a key)."""
+    torch.manual_seed(0)
+    layers, cin = [], 3
+    for stage in SMALL["stages"]:
+        for w in stage:
+            norm = torch.nn.BatchNorm2d(w)
+            for value, (low, high) in ((norm.running_mean, (-0.5, 0.5)), (norm.running_var, (0.5, 2.0)),
+                                       (norm.weight.data, (0.5, 1.5)), (norm.bias.data, (-0.2, 0.2))):
+                value.uniform_(low, high)
+            layers += [torch.nn.Conv2d(cin, w, 3, padding=1), norm, torch.nn.ReLU()]
+            cin = w
+        layers.append(torch.nn.MaxPool2d(2))
+    features = torch.nn.Sequential(*layers).eval()
+    nn = torch.nn
+    head = nn.Sequential(nn.Linear(cin * 4, 64), nn.ReLU(), nn.Dropout(), nn.Linear(64, 64), nn.ReLU(), nn.Dropout(),
+                         nn.Linear(64, 10)).eval()
+    state = {**{f"features.{k}": v.numpy() for k, v in features.state_dict().items()},
+             **{f"classifier.{k}": v.numpy() for k, v in head.state_dict().items()}}
+    model = convert.from_torchvision_state_dict(state)
+    assert model.module.stages == SMALL["stages"] and not model.module.batch_norm
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = head(features(x).flatten(1)).numpy()
+    np.testing.assert_allclose(np.asarray(model(x.permute(0, 2, 3, 1).numpy())), ref, atol=1e-5 * np.abs(ref).max())
+
+
 def test_nan_weights_and_decompression_bombs_are_refused(tmp_path):
     module = build_model("vgg11", num_classes=5, input_size=32, width=1 / 16)
     model = Model(module, init_params(module, 0))

@@ -23,13 +23,14 @@ ARCH_BY_CONVS = {sum(len(s) for s in stages): arch for arch, stages in STAGES.it
 CAM_STRIDE = 32  # five 2x2 pools
 
 
-def torchvision_keys(arch: str) -> Iterator[tuple[str, str]]:
-    """(our layer name, torchvision prefix) for every layer of `arch`, in order."""
+def torchvision_keys(arch: str, batch_norm: bool = False) -> Iterator[tuple[str, str]]:
+    """(our layer name, torchvision prefix) for every layer of `arch` (`vgg*_bn` when batch_norm:
+    each conv's BatchNorm2d is at the next index), in order."""
     index = 0
     for s, stage in enumerate(STAGES[arch]):
         for i in range(len(stage)):
             yield f"conv{s + 1}_{i + 1}", f"features.{index}"
-            index += 2  # conv, ReLU
+            index += 3 if batch_norm else 2  # conv, (BatchNorm2d,) ReLU
         index += 1  # MaxPool
     for j, index in enumerate((0, 3, 6)):
         yield f"fc{j + 1}", f"classifier.{index}"
@@ -72,19 +73,41 @@ def infer_arch(n_convs: int, arch: str | None, source: str) -> str:
     return arch
 
 
+BATCH_NORM_LEAVES = ("weight", "bias", "running_mean", "running_var")
+BATCH_NORM_EPS = 1e-5  # torch.nn.BatchNorm2d's default, as torchvision's vgg*_bn use it
+
+
+def _after(prefix: str) -> str:
+    """"features.3" -> "features.4": where a vgg*_bn keeps a conv's BatchNorm2d."""
+    head, index = prefix.rsplit(".", 1)
+    return f"{head}.{int(index) + 1}"
+
+
+def _fold(w: np.ndarray, b: np.ndarray, norm: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """A conv (OIHW weight w, bias b) followed by eval-mode batch norm, as one conv."""
+    scale = norm["weight"] / np.sqrt(norm["running_var"] + BATCH_NORM_EPS)
+    return w * scale[:, None, None, None], (b - norm["running_mean"]) * scale + norm["bias"]
+
+
 def from_state_dict(
     state: Mapping[str, Any], arch: str | None = None, source: str = "state_dict"
 ) -> Model:
-    """torchvision VGG state_dict (numpy arrays) -> `Model`; arch inferred when None.
+    """torchvision VGG state_dict (numpy arrays) -> `Model`; arch inferred when None. A batch-norm VGG
+    (`vgg16_bn`, found by its running statistics) has each BatchNorm2d folded into its conv.
 
     Raises:
       ValueError: naming the first missing, extra or mis-shaped key.
     """
     state = {k: np.asarray(v, np.float32) for k, v in state.items()}
-    n_convs = sum(1 for k in state if k.startswith("features.") and k.endswith(".weight"))
+    n_convs = sum(1 for k, v in state.items() if k.startswith("features.") and k.endswith(".weight") and v.ndim == 4)
     arch = infer_arch(n_convs, arch, source)
-    names = list(torchvision_keys(arch))
+    batch_norm = any(k.startswith("features.") and k.endswith(".running_mean") for k in state)
+    names = list(torchvision_keys(arch, batch_norm))
     expected = {f"{prefix}.{leaf}" for _, prefix in names for leaf in ("weight", "bias")}
+    if batch_norm:  # vgg*_bn: folded into the convs below, so the model is the plain VGG the paper edits
+        norms = {p: _after(p) for n, p in names if n.startswith("conv")}
+        expected |= {f"{norms[p]}.{leaf}" for p in norms for leaf in BATCH_NORM_LEAVES}
+        state = {k: v for k, v in state.items() if not k.endswith(".num_batches_tracked")}
     missing = [k for _, p in names for k in (f"{p}.weight", f"{p}.bias") if k not in state]
     if missing:
         raise ValueError(f"{source}: key {missing[0]} is missing for {arch}")
@@ -100,6 +123,8 @@ def from_state_dict(
     params = {}
     for name, prefix in names:
         w, b = state[f"{prefix}.weight"], state[f"{prefix}.bias"]
+        if name.startswith("conv") and batch_norm:
+            w, b = _fold(w, b, {leaf: state[f"{norms[prefix]}.{leaf}"] for leaf in BATCH_NORM_LEAVES})
         if name.startswith("conv"):
             kernel = w.transpose(2, 3, 1, 0)
         elif name == "fc1":
