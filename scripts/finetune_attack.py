@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
           f"fooling success rate {result['fooling_success_rate']['before']:.3f} -> "
           f"{result['fooling_success_rate']['after']:.3f}, mass in mask {result['mass_in_mask']['before']:.3f} -> "
           f"{result['mass_in_mask']['after']:.3f}, pointing {result['pointing_game']['before']:.3f} -> "
-          f"{result['pointing_game']['after']:.3f}; fooled methods (clean) "
+          f"{result['pointing_game']['after']:.3f}, all-zero maps {result['all_zero_maps']['before']:.3f} -> "
+          f"{result['all_zero_maps']['after']:.3f}; fooled methods (clean) "
           f"{', '.join(result['fooled_methods']['clean']) or 'none'}, (sticker) "
           f"{', '.join(result['fooled_methods']['sticker']) or 'none'}; training {train_seconds:.0f} s")
     print(f"wrote {args.out}, {stem}.json, {stem}.csv")

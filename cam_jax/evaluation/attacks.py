@@ -26,7 +26,8 @@ def _gradcam_figures(original: Model, model: Model, batch: Batch, masks: jax.Arr
     cam = gradcam_view(model)(batch.x, batch.labels)
     return {"accuracy": model(batch.x).argmax(-1) == batch.labels,
             "fooled": fooling.fooled(Views(gradcam_view(model), gradcam_view(original)), batch),
-            "mass_in_mask": metrics.mass_in_mask(cam, masks), "pointing_game": metrics.pointing_game(cam, masks)}
+            "mass_in_mask": metrics.mass_in_mask(cam, masks), "pointing_game": metrics.pointing_game(cam, masks),
+            "all_zero": cam.max(axis=(-2, -1)) <= 0}
 
 
 def _per_image(original: Model, attacked: Model, fooling: Fooling, batch: Batch, masks: jax.Array,
@@ -50,7 +51,8 @@ def assess(original: Model, attacked: Model, fooling: Fooling, batches: Iterable
     """Means over the images of `batches` ((Batch, object masks (B, H, W)) pairs), GradCAM explaining
     each image's label:
 
-    {"images", "accuracy", "fooling_success_rate", "mass_in_mask", "pointing_game": {"before", "after"},
+    {"images", "accuracy", "fooling_success_rate", "mass_in_mask", "pointing_game", "all_zero_maps":
+     {"before", "after"},
      "moved": {"clean" | "sticker": {method: mean |normalised map - original's| per pixel}},
      "fooled_methods": {"clean" | "sticker": [methods that moved by more than FOOLED]}}
 
@@ -61,7 +63,8 @@ def assess(original: Model, attacked: Model, fooling: Fooling, batches: Iterable
     per = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     figures = {name: {when: float(per[f"{key}_{when}"].mean()) for when in ("before", "after")}
                for name, key in (("accuracy", "accuracy"), ("fooling_success_rate", "fooled"),
-                                 ("mass_in_mask", "mass_in_mask"), ("pointing_game", "pointing_game"))}
+                                 ("mass_in_mask", "mass_in_mask"), ("pointing_game", "pointing_game"),
+                                 ("all_zero_maps", "all_zero"))}
     moved = {data: {m: float(per[f"moved_{data}_{m}"].mean()) for m in methods} for data in ("clean", "sticker")}
     return {"images": int(per["accuracy_before"].shape[0]), **figures, "moved": moved,
             "fooled_methods": {data: [m for m, v in moved[data].items() if v > FOOLED] for data in moved}}
