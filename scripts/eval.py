@@ -17,6 +17,7 @@ from cam_jax.xla_flags import use_ynn_for_dots_only
 use_ynn_for_dots_only()  # before JAX starts: see cam_jax/xla_flags.py
 
 import argparse
+import signal
 import sys
 
 from cam_jax.evaluation import report
@@ -54,6 +55,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    # SIGTERM as an exception, so the staging folder is removed on the way out like on Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         report.main(args)
     except (report.UsageError, FileNotFoundError, ValueError, ImportError) as err:

@@ -51,3 +51,57 @@ def test_decompression_bombs_and_non_images_are_refused(tmp_path, monkeypatch):
     text.write_text("not an image")
     with pytest.raises(ValueError, match="not an image"):
         images.load(text)
+
+
+def _eval_script():
+    import sys
+
+    sys.path.insert(0, "scripts")
+    import eval as eval_script
+
+    return eval_script
+
+
+def test_out_is_checked_before_any_work(tmp_path, capsys):
+    eval_script = _eval_script()
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("x")
+    assert eval_script.main(["--out", str(a_file)]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    foreign = tmp_path / "thesis"
+    foreign.mkdir()
+    (foreign / "chapter1.tex").write_text("x")
+    assert eval_script.main(["--out", str(foreign)]) == 2
+    assert "not results of scripts/eval.py" in capsys.readouterr().err
+    assert (foreign / "chapter1.tex").read_text() == "x"
+
+
+def test_sigterm_while_writing_keeps_the_previous_results_and_no_staging(tmp_path, monkeypatch, capsys):
+    """The results folder holds the old results or the new ones, never a mix, and a SIGTERM midway
+    leaves no hidden staging folder; a complete run replaces the old results and says so."""
+    import os
+    import signal
+
+    from cam_jax.evaluation import report
+
+    eval_script = _eval_script()
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "results.json").write_text("old")
+    (out / "report.md").write_text("old")
+    real_figures = report._figures
+
+    def killed(*args):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(report, "_figures", killed)
+    argv = ["--limit", "2", "--batch-size", "2", "--out", str(out), "--no-progress"]
+    with pytest.raises(SystemExit):
+        eval_script.main(argv)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # no .eval-* staging left
+    assert (out / "results.json").read_text() == "old" and (out / "report.md").read_text() == "old"
+    monkeypatch.setattr(report, "_figures", real_figures)
+    assert eval_script.main(argv) == 0
+    assert "replacing the previous results" in capsys.readouterr().out
+    assert (out / "results.json").read_text() != "old" and (out / "figure1.png").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]

@@ -131,6 +131,7 @@ def main(args) -> dict[str, Any]:
     """Run the evaluation `args` describe (see scripts/eval.py) and write its outputs."""
     if args.batch_size <= 0:
         raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
+    check_out(args.out)
     if args.distributed:
         jax.distributed.initialize()
     model, meta, weights = _load(args)
@@ -171,6 +172,38 @@ def main(args) -> dict[str, Any]:
     return results
 
 
+def check_out(out: str) -> None:
+    """Refuse, before any work, an --out that could not take the results or holds something else."""
+    if os.path.exists(out):
+        if not os.path.isdir(out):
+            raise UsageError(f"--out {out} exists and is not a folder")
+        if os.listdir(out) and not os.path.exists(os.path.join(out, "results.json")):
+            raise UsageError(f"--out {out} holds files that are not results of scripts/eval.py; choose another folder")
+    parent = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write --out {out}: {parent} is not writable")
+
+
+def _replace_folder(staging: str, out: str) -> bool:
+    """Put the complete folder `staging` at `out`, moving a previous results folder there away first:
+    `out` holds the old results or the new ones, never a mix. True when old results were replaced."""
+    if not os.path.exists(out):
+        os.rename(staging, out)
+        return False
+    old = tempfile.mkdtemp(prefix=".eval-old-", dir=os.path.dirname(os.path.abspath(out)))
+    os.rmdir(old)
+    os.rename(out, old)
+    try:
+        os.rename(staging, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return True
+
+
 def _write(args, results, model, loader, settings, meta, cells=None, grid=None, suite=None) -> None:
     parent = os.path.dirname(os.path.abspath(args.out)) or "."
     os.makedirs(parent, exist_ok=True)
@@ -183,13 +216,13 @@ def _write(args, results, model, loader, settings, meta, cells=None, grid=None, 
         _figures(staging, model, loader, settings, args.seed, meta)
         if cells is not None:
             _matrix(staging, cells, grid, model, loader, settings, args.seed, meta, suite, results)
-        os.makedirs(args.out, exist_ok=True)
-        for name in os.listdir(staging):
-            os.replace(os.path.join(staging, name), os.path.join(args.out, name))
+        check_out(args.out)  # again: the folder may have changed during a long run
+        replaced = _replace_folder(staging, args.out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     print(tables.markdown_tables(results["rows"], with_paper=True, chance_levels=results["chance"]))
-    print(f"{results['n_images']} images in {results['seconds']} s on {results['device']}; wrote {args.out}/")
+    print(f"{results['n_images']} images in {results['seconds']} s on {results['device']}; wrote {args.out}/"
+          + (" (replacing the previous results there)" if replaced else ""))
 
 
 def _report(results, meta) -> str:

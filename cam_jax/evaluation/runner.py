@@ -55,6 +55,9 @@ def run(
     mesh = Mesh(np.array(devices), ("data",))
     data_sharding = NamedSharding(mesh, PartitionSpec("data"))
     replicated = NamedSharding(mesh, PartitionSpec())
+    # No larger than the images need (a batch of 512 for 2 images would compute 510 copies), rounded
+    # up to a multiple of the devices.
+    batch_size = min(batch_size, n_images)
     per_process = math.ceil(batch_size / len(devices)) * len(devices) // jax.process_count()
     batch = per_process * jax.process_count()
     model = jax.device_put(model, replicated)
