@@ -105,3 +105,12 @@ def test_sigterm_while_writing_keeps_the_previous_results_and_no_staging(tmp_pat
     assert "replacing the previous results" in capsys.readouterr().out
     assert (out / "results.json").read_text() != "old" and (out / "figure1.png").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+def test_titles_with_dollar_signs_are_drawn_as_text(tmp_path):
+    """A file stem such as "cost_$5_{x$" is broken mathtext; the figure still draws it literally."""
+    from cam_jax.evaluation import figures
+
+    pixels = np.zeros((32, 32, 3), np.uint8)
+    figures.grid(tmp_path / "f.png", [[(pixels, np.ones((2, 2)), "cost_$5_{x$")]], suptitle="$\\frac{$")
+    assert (tmp_path / "f.png").stat().st_size > 0

@@ -24,7 +24,7 @@ def overlay(ax, image: np.ndarray, cam: np.ndarray | None, title: str = "") -> N
     ax.imshow(image)
     if cam is not None:
         ax.imshow(upsample_map(cam, image.shape[0]), cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
-    ax.set_title(title, fontsize=8)
+    ax.set_title(title, fontsize=8, parse_math=False)  # file names may hold "$"
     ax.axis("off")
 
 
@@ -43,7 +43,7 @@ def grid(
             else:
                 axes[r][c].axis("off")
     if suptitle:
-        fig.suptitle(suptitle, fontsize=10)
+        fig.suptitle(suptitle, fontsize=10, parse_math=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
