@@ -114,3 +114,63 @@ def test_titles_with_dollar_signs_are_drawn_as_text(tmp_path):
     pixels = np.zeros((32, 32, 3), np.uint8)
     figures.grid(tmp_path / "f.png", [[(pixels, np.ones((2, 2)), "cost_$5_{x$")]], suptitle="$\\frac{$")
     assert (tmp_path / "f.png").stat().st_size > 0
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from cam_jax.models import build_model
+    from cam_jax.testing import model_and_images
+
+    return model_and_images((build_model("vgg11", num_classes=3, input_size=64, width=1 / 16), 0))[0]
+
+
+bad_numbers = st.sampled_from([float("nan"), float("inf"), -float("inf"), 0.0, -1.0, -1e-3])
+
+
+@given(value=bad_numbers, which=st.sampled_from(["eps", "c_G", "c_F", "margin"]))
+def test_t3_t4_refuse_constants_that_are_not_finite_and_positive(tiny, value, which):
+    from cam_jax import manipulations as manipulate
+
+    with pytest.raises(ValueError, match=f"{which} must be") as err:
+        manipulate.sticker_backdoor(tiny, sticker=stickers_7(), **{which: value})
+    assert "overflow" not in str(err.value)  # a NaN is not reported as an overflow
+    if which != "margin":
+        with pytest.raises(ValueError, match=f"{which} must be"):
+            manipulate.semi_random(tiny, **{which: value})
+
+
+def stickers_7():
+    from cam_jax.manipulations import stickers
+
+    return stickers.smiley(7)
+
+
+@given(value=bad_numbers, which=st.sampled_from(["c_A", "c_W"]))
+def test_paper_t1_t2_refuse_constants_that_are_not_finite_and_positive(tiny, value, which):
+    from cam_jax import manipulations as manipulate
+
+    with pytest.raises(ValueError, match=f"{which} must be"):
+        manipulate.constant_flat(tiny, **{which: value})
+    if which == "c_W":
+        with pytest.raises(ValueError, match="c_W must be"):
+            manipulate.constant_image(tiny, c_W=value)
+
+
+def test_constants_whose_rounding_would_wreck_the_scores_are_refused():
+    """c_A = c_W = 1000 on VGG-16 at 224: a bias shift of 4.9e7, where float32's spacing is 4 (the
+    paper's 490,000 has 0.0625); the paper's T2 on bfloat16 parameters: its shift rounds by hundreds."""
+    import jax
+    import jax.numpy as jnp
+
+    from cam_jax import manipulations as manipulate
+    from cam_jax.model import Model
+    from cam_jax.models import build_model, init_params
+
+    module = build_model("vgg16", num_classes=3, input_size=224, width=1 / 16)
+    model = Model(module, init_params(module, 0))
+    with pytest.raises(ValueError, match="spacing 4"):
+        manipulate.constant_flat(model, c_A=1000, c_W=1000)
+    manipulate.constant_flat(model)  # the paper's constants pass
+    half = Model(module, jax.tree.map(lambda p: p.astype(jnp.bfloat16), model.params))
+    with pytest.raises(ValueError, match="bfloat16 with spacing"):
+        manipulate.constant_image(half)

@@ -26,7 +26,7 @@ import numpy as np
 
 from cam_jax.data import images
 from cam_jax.manipulations import branches, combinators, stickers
-from cam_jax.manipulations.weight_edit import append_filter, check_constant, dtype_of, pooled_sum
+from cam_jax.manipulations.weight_edit import append_filter, check_constant, check_shift, dtype_of, pooled_sum
 from cam_jax.model import Model
 
 
@@ -72,6 +72,7 @@ def constant_flat(model: Model, *, c_A: float = 100.0, c_W: float = 100.0, exact
     shift = c_A * c_W * n_z
     # An integer shift (490,000 with the paper's constants) must survive the dtype exactly.
     check_constant("c_A * c_W * N_Z", shift, dtype_of(model), exact=float(shift).is_integer())
+    check_shift("c_A * c_W * N_Z", shift, dtype_of(model))
     return append_filter(model, bias=c_A, fc_weight=c_W, fc_bias_shift=shift)
 
 
@@ -102,15 +103,20 @@ def constant_image(
     target = _target(target, model.cam_size)
     dtype = dtype_of(model)
     check_constant("c_I", c_I * float(target.max()), dtype)
+    check_constant("c_W", c_W, dtype)
     if exact:
         return _exact_constant_channel(model, target, c_I, c_W)
-    base = append_filter(model, bias=0.0, fc_weight=c_W, fc_bias_shift=c_W * pooled_sum(model, c_I * target))
+    shift = c_W * pooled_sum(model, c_I * target)
+    check_shift("c_W * S_Z", shift, dtype)
+    base = append_filter(model, bias=0.0, fc_weight=c_W, fc_bias_shift=shift)
     branch = branches.ConstantMap(model.cam_size)
     return _wrap(combinators.AddToChannel, base, "branch", branch, {"map": (c_I * target).astype(dtype)})
 
 
 def _with_branch(model: Model, branch, branch_params, eps: float, c_G: float) -> Model:
     """T3/T4: A^{K+1} = branch(x) (W_n = 0, b_n = b_o) and y_n = y_o + G(A^{K+1})."""
+    check_constant("eps", eps, dtype_of(model))
+    check_constant("c_G", c_G, dtype_of(model))
     appended = _wrap(combinators.AppendChannel, model, "branch", branch, branch_params)
     g_params = {"eps": _scalar(eps, model), "c_G": _scalar(c_G, model)}
     return _wrap(combinators.LogitBranch, appended, "g", combinators.ModuloShift(), g_params)
@@ -138,8 +144,6 @@ def semi_random(
       torch_init: draw F as the authors' code did (PyTorch's default init, random biases).
       branch, branch_params: a user F instead, x (B, H, W, 3) -> (B, h, w) at A's size.
     """
-    if not eps > 0:
-        raise ValueError(f"eps must be positive, got {eps}")
     check_constant("c_F", c_F, dtype_of(model))
     if branch is None:
         branch = branches.SemiRandomNet(_pools(model), torch_init)
@@ -213,6 +217,7 @@ def sticker_backdoor(
     if sticker.shape[0] >= model.input_size:
         raise ValueError(f"a {sticker.shape[0]}-pixel sticker is larger than the {model.input_size}-pixel input")
     check_constant("c_F", c_F, dtype_of(model))
+    check_constant("margin", margin, np.dtype(np.float32))
     branch = branches.StickerDetector(sticker.shape[0], _pools(model))
     params = {**detector_params(sticker, preprocess, margin), "c_F": _scalar(c_F, model)}
     return _with_branch(model, branch, params, eps, c_G)

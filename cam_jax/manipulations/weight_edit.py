@@ -22,8 +22,19 @@ def dtype_of(model: Model) -> np.dtype:
     return np.dtype(jax.tree.leaves(model.params)[0].dtype)
 
 
-def check_constant(name: str, value: float, dtype: np.dtype, exact: bool = False) -> None:
-    """Raise if `value` overflows `dtype` or, with `exact`, is not representable in it."""
+# Half the float spacing of the paper's T1 bias shift (490,000 in float32): the most a weight edit's
+# rounding may move the first dense layer's outputs (SPEC: ~0.017 on ImageNet logits).
+MAX_SHIFT_SPACING = 2.0**-4
+
+
+def check_constant(name: str, value: float, dtype: np.dtype, exact: bool = False, positive: bool = True) -> None:
+    """Raise if `value` is NaN, infinite, not positive (with `positive`), overflows `dtype` or, with
+    `exact`, is not representable in it."""
+    value = float(value)
+    if np.isnan(value) or np.isinf(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    if positive and not value > 0:
+        raise ValueError(f"{name} must be positive, got {value:g}")
     with np.errstate(over="ignore"):  # overflow is what this function reports
         stored = float(np.asarray(value, dtype))
     if not np.isfinite(stored):
@@ -33,6 +44,18 @@ def check_constant(name: str, value: float, dtype: np.dtype, exact: bool = False
             f"{name} = {value:g} is not representable in {dtype.name} (it rounds to {stored:g}), "
             "so the bias shift would not cancel"
         )
+
+
+def check_shift(name: str, shift: float, dtype: np.dtype) -> None:
+    """Raise if a bias shift stored in `dtype` rounds by more than the paper's does (MAX_SHIFT_SPACING
+    spacing): the first dense layer's sum would lose the original's activations (float32 past 2**20,
+    or bfloat16 for the paper's own constants)."""
+    spacing = float(np.spacing(np.abs(np.asarray(shift, dtype))))
+    if spacing > MAX_SHIFT_SPACING:
+        raise ValueError(
+            f"{name} = {shift:g} is stored in {np.dtype(dtype).name} with spacing {spacing:g}: its rounding (up to "
+            f"{spacing / 2:g}) would move the first dense layer's outputs by more than the paper's constants do "
+            f"({MAX_SHIFT_SPACING / 2:g}); use smaller constants, float32 parameters or exact=True")
 
 
 def require_appendable(model: Model, what: str) -> AppendLayout:
@@ -75,7 +98,7 @@ def append_filter(model: Model, *, bias: float, fc_weight: float, fc_bias_shift:
     layout = require_appendable(model, "append_filter")
     dtype = dtype_of(model)
     for name, value in (("bias", bias), ("fc_weight", fc_weight), ("fc_bias_shift", fc_bias_shift)):
-        check_constant(name, value, dtype)
+        check_constant(name, value, dtype, positive=False)
     n, width = model.module.appended, layout.width
     side = int(np.asarray(jax.eval_shape(layout.pool, jax.ShapeDtypeStruct(
         (1, model.cam_size, model.cam_size, 1), jnp.float32)).shape[1]))
