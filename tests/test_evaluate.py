@@ -189,6 +189,10 @@ def test_imagenet_from_a_tiny_val_tar(tmp_path):
     weights = tiny_weights(tmp_path, num_classes=1000, size=SIZE)
     empty = run_eval("--model", "vgg16", "--weights", weights, "--data-dir", data_dir, "--out", tmp_path / "x")
     assert empty.returncode == 2 and "ILSVRC2012_img_val.tar" in empty.stderr
+    (data_dir / imagenet.VAL_TAR).write_bytes(b"not a tar" * 100)  # a failed preparation leaves nothing behind
+    with pytest.raises(ValueError, match="could not prepare imagenet2012"):
+        imagenet.loader(data_dir, SIZE)
+    assert sorted(p.name for p in data_dir.iterdir()) == [imagenet.VAL_TAR]
     write_fake_val_tar(data_dir / imagenet.VAL_TAR, 5)
     loader, n = imagenet.loader(data_dir, SIZE)
     assert n == 5

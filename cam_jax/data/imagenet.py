@@ -7,6 +7,8 @@ Yields `Batch`es of uint8 pixels at the model's input size and int32 labels
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,11 +23,12 @@ IMAGENET_VAL_SIZE = 50_000
 def prepare_imagenet(data_dir: str | os.PathLike):
     """tfds builder for imagenet2012, prepared (once) from `data_dir`/ILSVRC2012_img_val.tar.
 
-    The prepared copy (array_record, random access) goes to `data_dir`/tfds.
+    The prepared copy (array_record, random access) goes to `data_dir`/tfds, whole or not at all.
     Preparing needs TensorFlow (`pip install cam_jax[imagenet]`); reading does not.
 
     Raises:
       FileNotFoundError: `data_dir` has no ILSVRC2012_img_val.tar and nothing prepared.
+      ValueError: the tar could not be prepared (nothing is left behind).
     """
     data_dir = os.fspath(data_dir)
     tfds_dir = os.path.join(data_dir, "tfds")
@@ -40,8 +43,21 @@ def prepare_imagenet(data_dir: str | os.PathLike):
                 f"{data_dir} holds no {VAL_TAR} (the ILSVRC2012 validation tar, downloaded by hand) "
                 "and no prepared copy under tfds/"
             )
-        config = tfds.download.DownloadConfig(manual_dir=data_dir)
-        builder.download_and_prepare(download_config=config)
+        # Prepared beside, then moved into place: a failure midway leaves no half-made tfds/ behind.
+        staging = tempfile.mkdtemp(prefix=".tfds-", dir=data_dir)
+        try:
+            staged = tfds.builder("imagenet2012", data_dir=staging, file_format="array_record")
+            try:
+                staged.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=data_dir))
+            except Exception as err:  # tfds and TensorFlow raise many types for a bad tar
+                raise ValueError(f"could not prepare imagenet2012 from {os.path.join(data_dir, VAL_TAR)}: "
+                                 f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
+            if os.path.exists(tfds_dir):  # an unprepared leftover (an older tfds version, or by hand)
+                shutil.rmtree(tfds_dir)
+            os.rename(staging, tfds_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        builder = tfds.builder("imagenet2012", data_dir=tfds_dir, file_format="array_record")
     return builder
 
 
