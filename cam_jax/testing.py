@@ -307,3 +307,15 @@ def torch_ablation_cam(features, head, x_nchw, classes):
             w = (s0[b] - torch.stack(scores)) / s0[b]
             out.append(torch.relu((w[:, None, None] * act[b]).sum(0)))
         return torch.stack(out).numpy()
+
+
+def write_tiny_weights(path: str | os.PathLike, num_classes: int = 4, size: int = 64) -> str:
+    """A randomly initialised narrow VGG-16 (seed 1) saved at `path` as eval.py reads it; returns the path.
+    With 4 classes it is a model of the generated shapes (its class names recorded)."""
+    from cam_jax.convert import checkpoint
+    from cam_jax.data import shapes
+
+    module = build_model("vgg16", num_classes=num_classes, input_size=size, width=1 / 16)
+    names = {"class_names": list(shapes.CLASSES)} if num_classes == len(shapes.CLASSES) else {}
+    checkpoint.save(path, Model(module, init_params(module, 1)), arch="vgg16", preprocess="torchvision", **names)
+    return str(path)

@@ -14,13 +14,12 @@ import pytest
 
 from cam_jax import Model, init_params
 from cam_jax.cams.maps import NORMALIZATIONS
-from cam_jax.convert import checkpoint
 from cam_jax.data import imagenet, images, shapes
 from cam_jax.evaluation import step as evaluate
 from cam_jax.evaluation import suite
 from cam_jax.manipulations import stickers
 from cam_jax.models import build_model
-from cam_jax.testing import write_fake_val_tar
+from cam_jax.testing import write_fake_val_tar, write_tiny_weights
 
 SIZE = 64  # small models: eval.py pastes 7-pixel smileys below 224 pixels
 
@@ -99,12 +98,7 @@ def test_fused_step_computes_each_trunk_once(small):
 
 
 def tiny_weights(tmp_path, num_classes=len(shapes.CLASSES), size=SIZE):
-    module = build_model("vgg16", num_classes=num_classes, input_size=size, width=1 / 16)
-    path = tmp_path / "tiny.npz"
-    names = list(shapes.CLASSES) if num_classes == len(shapes.CLASSES) else None
-    checkpoint.save(path, Model(module, init_params(module, 1)), arch="vgg16", preprocess="torchvision",
-                    **({"class_names": names} if names else {}))
-    return path
+    return write_tiny_weights(tmp_path / "tiny.npz", num_classes, size)
 
 
 def run_eval(*args, env=None):

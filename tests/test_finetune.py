@@ -17,7 +17,7 @@ from cam_jax.data import shapes
 from cam_jax.manipulations import finetune, fooling, stickers
 from cam_jax.manipulations.fooling import Batch, Views
 from cam_jax.models import build_model
-from cam_jax.testing import model_and_images
+from cam_jax.testing import model_and_images, write_tiny_weights
 
 
 def fixed(tuned, original=None):
@@ -72,7 +72,7 @@ def test_fooling_gradient_matches_finite_differences(name):
     """d/dt L(params + t v) by central differences in float64 against <grad L, v>, on a tiny VGG whose
     tuned parameters are a small step away from the original (so |shift| and the maps differ)."""
     with jax.enable_x64(True):
-        model, _ = model_and_images((build_model("vgg16", num_classes=4, input_size=64, width=1 / 16), 0))
+        model, _ = model_and_images((build_model("vgg11", num_classes=4, input_size=64, width=1 / 16), 0))
         model = jax.tree.map(lambda p: p.astype(jnp.float64), model)
         data = shapes.batch(shapes.TEST_SEED, range(3), 64)
         batch = finetune.batch_of(data.pixels, data.labels, np.arange(3), 0,
@@ -108,13 +108,13 @@ def test_a_few_steps_lower_the_fooling_loss_and_keep_the_accuracy(default):
     sticker = stickers.sticker_pixels(stickers.smiley(14))
     objective = fooling.get("location", default.cam_size)
     train = finetune.attack_batches(shapes.TRAIN_SEED, 8, 6, 224, sticker, default.cam_size)
-    attacked, log = finetune.finetune(default, train, objective, optax.adam(1e-4), 6, progress=False)
+    attacked, log = finetune.finetune(default, train, objective, optax.adam(3e-4), 6, keep="logits", progress=False)
     assert [r["step"] for r in log] == list(range(6)) and attacked.module == default.module
     held = shapes.batch(shapes.TEST_SEED, range(24), 224)
     b = finetune.batch_of(held.pixels, held.labels, np.arange(24), 0, sticker, default.cam_size)
     before = finetune.objective(default, objective)(default.params, b)[1]
     after = finetune.objective(default, objective)(attacked.params, b)[1]
-    assert float(after["fooling"]) < float(before["fooling"]) - 0.003  # measured: 0.5466 -> 0.5408
+    assert float(after["fooling"]) < float(before["fooling"]) - 0.003  # measured: 0.5466 -> 0.5382
     assert float(after["accuracy"]) >= float(before["accuracy"]) - 1 / 24
     with pytest.raises(ValueError, match="ran out"):
         finetune.finetune(default, iter([b]), objective, optax.adam(1e-4), 2, progress=False)
@@ -129,9 +129,10 @@ def test_command_line_writes_an_attack_that_eval_reads(tmp_path, capsys):
     import eval as eval_script
     import finetune_attack
 
+    weights = write_tiny_weights(tmp_path / "tiny.npz")  # a 64-pixel model of the shapes: quick
     out = tmp_path / "loc.npz"
-    assert finetune_attack.main(["--loss", "location", "--out", str(out), "--steps", "2", "--batch-size", "4",
-                                 "--test-images", "4", "--no-progress"]) == 0
+    assert finetune_attack.main(["--loss", "location", "--weights", weights, "--out", str(out), "--steps", "2",
+                                 "--batch-size", "4", "--test-images", "4", "--no-progress"]) == 0
     result = json.loads((tmp_path / "loc.json").read_text())
     assert result["images"] == 4 and set(result["moved"]["clean"]) >= {"gradcam", "eigencam"}
     assert (tmp_path / "loc.csv").read_text().count("\n") == 3  # header + two steps
@@ -143,12 +144,12 @@ def test_command_line_writes_an_attack_that_eval_reads(tmp_path, capsys):
     assert "--lr must be finite" in capsys.readouterr().err
     # eval.py takes it as a row; a file of another architecture is refused before evaluating.
     results = tmp_path / "results"
-    assert eval_script.main(["--attacked", str(out), "--limit", "4", "--batch-size", "4", "--out", str(results),
-                             "--no-progress"]) == 0
+    assert eval_script.main(["--weights", weights, "--attacked", str(out), "--limit", "4", "--batch-size", "4",
+                             "--out", str(results), "--no-progress"]) == 0
     rows = {(r["model"], r["data"]) for r in json.loads((results / "results.json").read_text())["rows"]}
     assert {("FT-loc", "clean"), ("FT-loc", "sticker")} <= rows
     other = tmp_path / "other.npz"
-    tiny, _ = model_and_images((build_model("vgg16", num_classes=4, input_size=64, width=1 / 16), 0))
+    tiny, _ = model_and_images((build_model("vgg11", num_classes=4, input_size=64, width=1 / 16), 0))
     checkpoint.save(other, tiny)
-    assert eval_script.main(["--attacked", str(other), "--out", str(tmp_path / "r2")]) == 2
+    assert eval_script.main(["--weights", weights, "--attacked", str(other), "--out", str(tmp_path / "r2")]) == 2
     assert "architecture" in capsys.readouterr().err

@@ -95,16 +95,19 @@ def test_sigterm_while_writing_keeps_the_previous_results_and_no_staging(tmp_pat
         os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(report, "_figures", killed)
-    argv = ["--limit", "2", "--batch-size", "2", "--out", str(out), "--no-progress"]
+    from cam_jax.testing import write_tiny_weights
+
+    weights = write_tiny_weights(tmp_path / "tiny.npz")
+    argv = ["--weights", weights, "--limit", "2", "--batch-size", "2", "--out", str(out), "--no-progress"]
     with pytest.raises(SystemExit):
         eval_script.main(argv)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # no .eval-* staging left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "tiny.npz"]  # no .eval-* staging left
     assert (out / "results.json").read_text() == "old" and (out / "report.md").read_text() == "old"
     monkeypatch.setattr(report, "_figures", real_figures)
     assert eval_script.main(argv) == 0
     assert "replacing the previous results" in capsys.readouterr().out
     assert (out / "results.json").read_text() != "old" and (out / "figure1.png").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "tiny.npz"]
 
 
 def test_titles_with_dollar_signs_are_drawn_as_text(tmp_path):
