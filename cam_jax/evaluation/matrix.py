@@ -90,8 +90,9 @@ def markdown(matrix: list[dict[str, Any]], grid: Grid, map_pixels: int) -> str:
                 lines.append("| " + " | ".join(row) + " |")
             text.append("\n".join(lines) + "\n")
     legend = (f"Each cell: mean |normalised map - the original's map by the same method| per pixel (0: unchanged, "
-              f"1: opposite) / the same to the map the attacker wrote into A (T4 on clean images: the original's "
-              f"map). Bold: fooled, the first above {FOOLED}.\n")
+              f"1: opposite) / the same to the map the attacker wrote into A (T4 on clean images, and the FT-* "
+              f"models attacked by fine-tuning, which write no map: the original's map). Bold: fooled, the first "
+              f"above {FOOLED}.\n")
     return legend + "\n" + "\n".join(text)
 
 
