@@ -1,10 +1,11 @@
 """Attacks by fine-tuning the weights alone (Heo et al. 2019): same architecture, new parameters.
 
-The objective is keep + lambda * fooling: "keep" holds the predictions (cross-entropy on the labels,
-or distillation to the original's logits), "fooling" is a loss on the tuned model's GradCAM
-(`cam_jax.manipulations.fooling`). GradCAM is itself a `jax.vjp` of the head, so the gradient with
-respect to the parameters is a second derivative through the explanation, which `jax.grad` takes as
-it is. Nothing but the parameters changes: no branch, no appended channel.
+The objective is keep + lambda * (fooling + blank): "keep" holds the predictions (cross-entropy on the
+labels, or distillation to the original's logits), "fooling" is a loss on the tuned model's GradCAM
+(`cam_jax.manipulations.fooling`), "blank" stops the map from going all zero (`objective`). GradCAM
+is itself a `jax.vjp` of the head, so the gradient with respect to the parameters is a second
+derivative through the explanation, which `jax.grad` takes as it is. Nothing but the parameters
+changes: no branch, no appended channel.
 """
 
 from __future__ import annotations
