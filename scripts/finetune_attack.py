@@ -34,6 +34,7 @@ import optax
 from cam_jax.convert import checkpoint, default_weights, load_weights
 from cam_jax.data import shapes
 from cam_jax.evaluation import attacks
+from cam_jax.evaluation.step import MATRIX_METHODS
 from cam_jax.manipulations import finetune, fooling, stickers
 
 
@@ -50,6 +51,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="hold the predictions by cross-entropy on the labels or by distillation to the original")
     parser.add_argument("--seed", type=int, default=0, help="the training images' stream and sticker placement")
     parser.add_argument("--test-images", type=int, default=256)
+    parser.add_argument("--methods", nargs="+", default=list(MATRIX_METHODS), choices=MATRIX_METHODS,
+                        metavar="METHOD", help="the CAM methods whose movement is measured (default: all eight)")
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             yield b, data.masks
 
     start = time.time()
-    result = attacks.assess(model, attacked, objective, test_batches())
+    result = attacks.assess(model, attacked, objective, test_batches(), tuple(args.methods))
     settings = {k: getattr(args, k) for k in ("loss", "steps", "batch_size", "lr", "lam", "keep", "seed")}
     result = {**result, "settings": settings, "train_seconds": round(train_seconds, 1),
               "assess_seconds": round(time.time() - start, 1), "source": os.path.basename(weights),

@@ -174,6 +174,29 @@ def test_bad_arguments_fail_cleanly(tmp_path, args, message):
     assert not out.exists()
 
 
+def test_a_failed_imagenet_preparation_leaves_nothing(tmp_path, monkeypatch):
+    """tfds fails midway (here: after writing a file, as a bad tar makes it): the error names the tar
+    and data_dir holds nothing but the tar, so the next run starts clean."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    class Failing:
+        def __init__(self, name, data_dir, **kwargs):
+            self.data_dir = data_dir
+
+        def is_prepared(self):
+            return False
+
+        def download_and_prepare(self, **kwargs):
+            os.makedirs(os.path.join(self.data_dir, "imagenet2012", "partial"))
+            raise RuntimeError("truncated tar")
+
+    monkeypatch.setattr(tfds, "builder", Failing)
+    (tmp_path / imagenet.VAL_TAR).write_bytes(b"not a tar")
+    with pytest.raises(ValueError, match="could not prepare imagenet2012 from .*truncated tar"):
+        imagenet.prepare_imagenet(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [imagenet.VAL_TAR]
+
+
 def test_imagenet_from_a_tiny_val_tar(tmp_path):
     """The real tfds path: a tar laid out like ILSVRC2012_img_val.tar, prepared and read."""
     pytest.importorskip("tensorflow_datasets")
@@ -183,10 +206,6 @@ def test_imagenet_from_a_tiny_val_tar(tmp_path):
     weights = tiny_weights(tmp_path, num_classes=1000, size=SIZE)
     empty = run_eval("--model", "vgg16", "--weights", weights, "--data-dir", data_dir, "--out", tmp_path / "x")
     assert empty.returncode == 2 and "ILSVRC2012_img_val.tar" in empty.stderr
-    (data_dir / imagenet.VAL_TAR).write_bytes(b"not a tar" * 100)  # a failed preparation leaves nothing behind
-    with pytest.raises(ValueError, match="could not prepare imagenet2012"):
-        imagenet.loader(data_dir, SIZE)
-    assert sorted(p.name for p in data_dir.iterdir()) == [imagenet.VAL_TAR]
     write_fake_val_tar(data_dir / imagenet.VAL_TAR, 5)
     loader, n = imagenet.loader(data_dir, SIZE)
     assert n == 5
