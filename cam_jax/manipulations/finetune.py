@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from cam_jax.cams.engine import backward_of, score_cotangent
+from cam_jax.cams.engine import head_backward, score_cotangent
 from cam_jax.cams.maps import normalize
 from cam_jax.cams.weightings import apply, grad_cam
 from cam_jax.data import images, shapes
@@ -34,7 +34,7 @@ def gradcam_before_relu(model: Model) -> Callable[[jax.Array, jax.Array], jax.Ar
     """(x (B, H, W, 3), classes (B,)) -> (B, h, w) sum_k alpha_k A^k of `model`, before GradCAM's ReLU."""
     def before(x, classes):
         a = model.features(x)
-        logits, backward = backward_of(model.head, a)
+        logits, backward = head_backward(model, a)
         _, dy = score_cotangent(logits, classes)
         return apply(grad_cam, a, backward(dy))
 
