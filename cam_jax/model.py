@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+PREPROCESSINGS = ("torchvision", "caffe")
+
 
 @struct.dataclass
 class Model:
@@ -24,11 +26,21 @@ class Model:
     `collections` holds variables other than parameters that the module reads
     (a user network's `batch_stats`); the architectures cam_jax builds fold
     batch norm into their convolutions and leave it empty.
+
+    `preprocess` names how the weights expect images normalised ("torchvision"
+    or "caffe", `cam_jax.images.normalize`); loading reads it from the weight
+    file and every manipulation keeps it, so what depends on the input's scale
+    (T4's sticker detector) cannot disagree with the data.
     """
 
     module: nn.Module = struct.field(pytree_node=False)
     params: Any
     collections: dict[str, Any] = struct.field(default_factory=dict)
+    preprocess: str = struct.field(pytree_node=False, default="torchvision")
+
+    def __post_init__(self):
+        if self.preprocess not in PREPROCESSINGS:
+            raise ValueError(f"unknown preprocess {self.preprocess!r}; use one of {PREPROCESSINGS}")
 
     @property
     def variables(self) -> dict[str, Any]:

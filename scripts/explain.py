@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         model, meta = load_weights(args.weights, args.arch)
-        preprocess = meta.get("preprocess", "torchvision")
+        preprocess = model.preprocess
         batch = np.stack([images.load(p, model.input_size, preprocess) for p in args.images])
         n = len(batch)
         classes = None if args.cls is None else np.full((n,), args.cls)

@@ -120,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {**result, "settings": settings, "train_seconds": round(train_seconds, 1),
               "assess_seconds": round(time.time() - start, 1), "source": os.path.basename(weights),
               "source_sha256": checkpoint.sha256(weights)}
-    checkpoint.save(args.out, attacked, preprocess=meta.get("preprocess", "torchvision"),
-                    attack=settings, source_sha256=result["source_sha256"])
+    checkpoint.save(args.out, attacked, attack=settings, source_sha256=result["source_sha256"])
     stem = args.out[: -len(".npz")]
     _write_text(f"{stem}.json", json.dumps(result, indent=2) + "\n")
     table = io.StringIO()

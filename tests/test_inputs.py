@@ -130,14 +130,14 @@ def tiny():
 bad_numbers = st.sampled_from([float("nan"), float("inf"), -float("inf"), 0.0, -1.0, -1e-3])
 
 
-@given(value=bad_numbers, which=st.sampled_from(["eps", "c_G", "c_F", "margin"]))
+@given(value=bad_numbers, which=st.sampled_from(["eps", "c_G", "c_F", "tolerance"]))
 def test_t3_t4_refuse_constants_that_are_not_finite_and_positive(tiny, value, which):
     from cam_jax import manipulations as manipulate
 
     with pytest.raises(ValueError, match=f"{which} must be") as err:
         manipulate.sticker_backdoor(tiny, sticker=stickers_7(), **{which: value})
     assert "overflow" not in str(err.value)  # a NaN is not reported as an overflow
-    if which != "margin":
+    if which != "tolerance":
         with pytest.raises(ValueError, match=f"{which} must be"):
             manipulate.semi_random(tiny, **{which: value})
 

@@ -68,11 +68,13 @@ def check_finite(params: Any, source: str) -> None:
 
 
 def save(path: str | os.PathLike, model: Model, **meta: Any) -> None:
-    """Write `model` (a plain registered architecture) and `meta` (e.g. preprocess, source_sha256) to `path`.
+    """Write `model` (a plain registered architecture), its preprocessing and `meta` (e.g. source_sha256) to `path`.
 
     Written to a temporary file beside `path` and moved into place, so a failure
     never leaves a half-written file. `arch` defaults to the module's arch name.
     """
+    if meta.setdefault("preprocess", model.preprocess) != model.preprocess:
+        raise ValueError(f"meta says preprocess {meta['preprocess']!r} but the model expects {model.preprocess!r}")
     family = registry.family_of(model.module)
     flat = traverse_util.flatten_dict(jax.device_get(model.params), sep="/")
     header = {"format": FORMAT, "family": family, "config": registry.config(model.module),
@@ -151,4 +153,5 @@ def load(path: str | os.PathLike) -> tuple[Model, dict[str, Any]]:
     module = module_from_header(meta, path)
     params = traverse_util.unflatten_dict({tuple(k.split("/")): v for k, v in arrays.items()})
     check_params(params, module, path)
-    return Model(module, jax.tree.map(jax.numpy.asarray, params)), meta
+    params = jax.tree.map(jax.numpy.asarray, params)
+    return Model(module, params, preprocess=meta.get("preprocess", "torchvision")), meta

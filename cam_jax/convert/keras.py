@@ -42,7 +42,7 @@ def load_keras(path: str | os.PathLike, arch: str | None = None) -> tuple[Model,
     module = module_from_shapes(arch, [k.shape[-1] for k in convs], fcs)
     check_params(params, module, path)
     meta = {"arch": arch, "preprocess": "caffe", "source": os.path.basename(path), "source_sha256": sha256(path)}
-    return Model(module, params), meta
+    return Model(module, params, preprocess=meta["preprocess"]), meta
 
 
 def _keras_layer(group: Any, source: str) -> dict[str, np.ndarray]:

@@ -39,7 +39,7 @@ from cam_jax.evaluation.suite import (
     rows,
     sticker,
 )
-from cam_jax.manipulations import DETECTOR_MARGIN, stickers
+from cam_jax.manipulations import DETECTOR_TOLERANCE, stickers
 from cam_jax.models.registry import ARCHS, arch_name, title
 from cam_jax.models.vgg import VGG
 
@@ -136,8 +136,7 @@ def main(args) -> dict[str, Any]:
         jax.distributed.initialize()
     model, meta, weights = _load(args)
     loader, n_images, data = _data(args, model, pretrained=_arch(args) is not None)
-    preprocess = meta.get("preprocess", "torchvision")
-    settings = Settings(exact=args.exact, t3_seed=args.seed, preprocess=preprocess,
+    settings = Settings(exact=args.exact, t3_seed=args.seed,
                         sticker_size=14 if model.input_size >= 224 else 7, convention=args.convention)
     cells = grid(args.methods)
     suite = SUITES[args.convention] + (EXACT_ENTRIES if args.methods else ()) + attacked_entries(
@@ -156,6 +155,7 @@ def main(args) -> dict[str, Any]:
         "model": _arch(args) or args.model,
         "arch": meta.get("arch"),
         "weights": os.path.basename(weights),
+        "preprocess": model.preprocess,
         "dataset": data,
         "n_images": n_images,
         "device": runner.device_description(),
@@ -163,7 +163,7 @@ def main(args) -> dict[str, Any]:
         "chance": tables.chance(per_image),
         "settings": {"convention": args.convention, "seed": args.seed, "batch_size": args.batch_size,
                      "exact_t1_t2": args.exact,
-                     "fused": not args.unfused, "t4_detector_margin": DETECTOR_MARGIN},
+                     "fused": not args.unfused, "t4_detector_tolerance": DETECTOR_TOLERANCE},
         "seconds": round(seconds, 1),
     }
     cells_out = matrix.cells(per_image, cells, rows(suite)) if args.methods else None
@@ -233,7 +233,7 @@ def _report(results, meta) -> str:
     return (
         f"# GradCAM manipulations: evaluation\n\n"
         f"- model: {results['model']} ({results['weights']}; {meta.get('arch', '?')}, "
-        f"{meta.get('preprocess', 'torchvision')} preprocessing)\n"
+        f"{results['preprocess']} preprocessing)\n"
         f"- data: {results['dataset']}, {results['n_images']} images\n"
         f"- device: {results['device']}\n- time: {results['seconds']} s\n- software: {software}\n\n"
         f"## Settings\n\n{settings}\n\n"
@@ -252,7 +252,7 @@ def _report(results, meta) -> str:
 def _figures(folder, model, loader, settings, seed, meta) -> None:
     """figure1.png (one image, original and T1-T4) and figure3.png (T4 clean vs stickered)."""
     data = loader([0])
-    preprocess = settings.preprocess
+    preprocess = model.preprocess
     stickered = stickers.paste_by_index(data.pixels, np.array([0]), seed, sticker(settings))[0]
     suite = SUITES[settings.convention]
     models = build(model, settings, suite)
@@ -291,7 +291,7 @@ def _matrix(folder, cells, grid, model, loader, settings, seed, meta, suite, res
     stickered = stickers.paste_by_index(data.pixels, np.array([0]), seed, sticker(settings))[0]
     models = build(model, settings, suite)
     columns = [(n, data.pixels) for n in model_names(suite) if n != "T4"] + [("T4", stickered)]
-    explained = {n: explain_many(models[n], jnp.asarray(images.normalize(p, settings.preprocess)), grid.methods)
+    explained = {n: explain_many(models[n], jnp.asarray(images.normalize(p, model.preprocess)), grid.methods)
                  for n, p in columns}
     rows_ = [[(p[0], np.asarray(normalize(explained[n][m].cam)[0]), f"{n}: {m}" + (" (sticker)" if n == "T4" else ""))
               for n, p in columns] for m in grid.methods]

@@ -63,7 +63,7 @@ def run(
     model = jax.device_put(model, replicated)
     step = (evaluate.fused_step if fused else evaluate.unfused_step)(settings, suite, grid)
     pixels_of_sticker = sticker(settings)
-    preprocess = settings.preprocess
+    preprocess = model.preprocess
 
     def global_array(local):
         return jax.make_array_from_process_local_data(data_sharding, local)

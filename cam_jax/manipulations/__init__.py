@@ -5,7 +5,7 @@ Combinators and branches build them; `chain` composes them.
 
 from cam_jax.manipulations.compose import Manipulation as Manipulation
 from cam_jax.manipulations.compose import chain as chain
-from cam_jax.manipulations.paper import DETECTOR_MARGIN as DETECTOR_MARGIN
+from cam_jax.manipulations.paper import DETECTOR_TOLERANCE as DETECTOR_TOLERANCE
 from cam_jax.manipulations.paper import constant_flat as constant_flat
 from cam_jax.manipulations.paper import constant_image as constant_image
 from cam_jax.manipulations.paper import detector_params as detector_params
@@ -15,7 +15,7 @@ from cam_jax.manipulations.paper import sticker_backdoor as sticker_backdoor
 from cam_jax.manipulations.weight_edit import append_filter as append_filter
 
 __all__ = [
-    "DETECTOR_MARGIN",
+    "DETECTOR_TOLERANCE",
     "Manipulation",
     "append_filter",
     "chain",

@@ -70,11 +70,11 @@ class SemiRandomNet(nn.Module):
 
 
 class StickerDetector(nn.Module):
-    """T4: c_F * pool^4(ReLU(conv(x; K) + b)), one 3-channel kernel of the sticker's size.
+    """T4: c_F * pool^4(ReLU(conv([x, x^2]; K) + b)), one 6-channel kernel of the sticker's size.
 
-    With K = s - mean(s) and b = margin - sum(s * K), the response is `margin` where
-    the sticker s appears exactly and negative for any other patch, so without a
-    sticker F(x) = 0 exactly. The authors' geometry: the conv pads size // 2 on every
+    With `paper.detector_params` the response is 1 - ||P - S||^2 / (n tol^2): positive
+    only for a patch P within the tolerance of the sticker S, so without a sticker
+    F(x) = 0 exactly. The authors' geometry: the conv pads size // 2 on every
     side (224 -> 225 for 14) and the pools floor (225 -> 14), so a sticker with its
     corner at p lands in cell floor((p + 7) / 16).
     Parameters: the conv `detector` and the scalar `c_F`.
@@ -85,5 +85,7 @@ class StickerDetector(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        h = SpaceToDepthConv(1, (self.size, self.size), padding=self.size // 2, name="detector")(x)
+        # Zero padding pads x^2 with zeros too, so a padded pixel is a consistent value (x = 0).
+        h = SpaceToDepthConv(1, (self.size, self.size), padding=self.size // 2, name="detector")(
+            jnp.concatenate([x, x * x], axis=-1))
         return self.param("c_F", nn.initializers.constant(1e9), ()) * _pool_to(nn.relu(h), self.pools)[..., 0]

@@ -153,7 +153,7 @@ def logit_branch(model: Model):
 
     # Wrapping nests every collection under "base" (`paper._wrap`), once per combinator.
     collections = {key: value["base"]["base"] for key, value in model.collections.items()}
-    return Model(module.base.base, inner["base"], collections), branch, g
+    return model.replace(module=module.base.base, params=inner["base"], collections=collections), branch, g
 
 
 def branch_of(model: Model, original: Model):

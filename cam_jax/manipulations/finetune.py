@@ -66,7 +66,7 @@ def objective(original: Model, fooling: Fooling, lam: float = 1.0, keep: str = "
     frozen_before = gradcam_before_relu(original)
 
     def loss(params, batch: Batch):
-        tuned = Model(original.module, params, original.collections)
+        tuned = original.replace(params=params)
         logits = tuned(batch.x)
         if keep == "labels":
             kept = optax.softmax_cross_entropy_with_integer_labels(logits, batch.labels).mean()
@@ -137,7 +137,7 @@ def finetune(
                                                f"acc {row['accuracy']:.2f}")
     if len(log) < steps:
         raise ValueError(f"the batches ran out after {len(log)} of {steps} steps")
-    return Model(model.module, params, model.collections), log
+    return model.replace(params=params), log
 
 
 def batch_of(pixels: np.ndarray, labels: np.ndarray, indices: np.ndarray, seed: int, sticker: np.ndarray,

@@ -33,7 +33,8 @@ from cam_jax.model import Model
 def _wrap(combinator: type, base: Model, name: str, branch, branch_params) -> Model:
     """`combinator(base, branch)`: the base's variables nest under "base", every collection alike."""
     collections = {key: {"base": value} for key, value in base.collections.items()}
-    return Model(combinator(base.module, branch), {"base": base.params, name: branch_params}, collections)
+    return base.replace(module=combinator(base.module, branch), params={"base": base.params, name: branch_params},
+                        collections=collections)
 
 
 def _scalar(value: float, model: Model) -> jax.Array:
@@ -160,36 +161,47 @@ def _check_branch(branch, branch_params, model: Model) -> None:
         raise ValueError(f"the branch must map images to (B, {model.cam_size}, {model.cam_size}), got {out.shape[1:]}")
 
 
-# The paper's b = -sum(s K) + 1e-4 sits below float32's resolution: sum(s K) is 1587.2 for the
-# torchvision-normalised 14x14 smiley, where the float32 spacing is 1.2e-4, and summing the 588
-# products rounds by about as much again, so whether an exact sticker fires is decided by the
-# order of the sum (XLA's direct convolution fired 0 of 48; the space-to-depth one fires them).
-# 1e-2 is 60x the rounding measured against float64 (1.6e-4), fires on every intact sticker and
-# still rejects any patch one intensity level away (>= 0.015 lower response).
-DETECTOR_MARGIN = 1e-2
+# The paper's detector, the matched filter K = s - mean(s) with b = -sum(s K) + 1e-4, is a
+# "this exact patch" detector only for a sticker whose pixels all sit at the extremes of the input
+# range (the black and white smiley): for a grey, uniform or mostly white sticker, other patches
+# respond more strongly than the sticker itself, and it fires on clean images. Its margin is also
+# finer than float32 resolves (sum(s K) = 1587.2 on the torchvision-normalised smiley, spacing 1.2e-4).
+# This detector measures the distance instead: r(P) = 1 - ||P - S||^2 / (n tol^2) over the n values
+# of a patch P, in intensity levels (0-255) whatever the normalisation, so it fires exactly where a
+# patch is within `tol` levels (root mean square) of the sticker, for any sticker. Expanding the
+# square, r is one convolution over the channels [x, x^2]. Its float32 rounding grows as 1/tol^2:
+# measured against float64 on torchvision-normalised inputs (caffe's round 20x less), at most
+# 0.031 of the response at 4 levels, 0.125 at 2 and 0.50 at 1 (tests/test_manipulate.py).
+DETECTOR_TOLERANCE = 4.0
+MIN_DETECTOR_TOLERANCE = 2.0
 
 
-def _sticker_energy(sticker: np.ndarray, preprocess: str) -> tuple[np.ndarray, float]:
-    """(s, sum(s * K)) for the sticker as normalised, K = s - mean(s)."""
-    s = images.normalize(sticker, preprocess).astype(np.float64)
-    return s, float((s * (s - s.mean())).sum())
-
-
-def detector_params(sticker: np.ndarray, preprocess: str = "torchvision", margin: float = DETECTOR_MARGIN) -> dict:
-    """T4's detector kernel K = s - mean(s) and bias b = m - sum(s * K).
+def detector_params(sticker: np.ndarray, preprocess: str = "torchvision",
+                    tolerance: float = DETECTOR_TOLERANCE) -> dict:
+    """T4's detector: kernel (s, s, 6, 1) over [x, x^2] and bias, giving r(P) = 1 - ||P - S||^2 / (n tol^2).
 
     Args:
       sticker: (s, s, 3) uint8 RGB sticker as pasted in pixel space.
-      preprocess: the model's input normalisation; s is the sticker as normalised.
-      margin: the response at an exact sticker on torchvision-normalised inputs (paper:
-        1e-4; see DETECTOR_MARGIN). Other normalisations scale the response, its rounding
-        and the margin m alike, by the ratio of their sum(s * K) (caffe: about 3300x, where
-        an unscaled 1e-2 would be 1/50 of the float32 spacing of 5.3e6).
+      preprocess: the model's input normalisation (`Model.preprocess`).
+      tolerance: root-mean-square distance, in intensity levels of 255, within
+        which a patch counts as the sticker (r > 0).
+
+    Example:
+      >>> from cam_jax.manipulations import stickers
+      >>> p = detector_params(stickers.sticker_pixels(stickers.smiley()))["detector"]
+      >>> p["kernel"].shape, p["bias"].shape
+      ((14, 14, 6, 1), (1,))
     """
-    s, energy = _sticker_energy(sticker, preprocess)
-    m = margin * energy / _sticker_energy(sticker, "torchvision")[1]
-    return {"detector": {"kernel": jnp.asarray((s - s.mean())[..., None], jnp.float32),
-                         "bias": jnp.asarray([m - energy], jnp.float32)}}
+    if not MIN_DETECTOR_TOLERANCE <= tolerance < 256:
+        raise ValueError(f"the detector tolerance must be in [{MIN_DETECTOR_TOLERANCE}, 256) intensity levels "
+                         f"(below {MIN_DETECTOR_TOLERANCE} float32 rounding decides what fires), got {tolerance}")
+    s = images.normalize(sticker, preprocess).astype(np.float64)
+    one_level = (images.normalize(np.ones((1, 1, 3), np.uint8), preprocess)
+                 - images.normalize(np.zeros((1, 1, 3), np.uint8), preprocess)).astype(np.float64)[0, 0]
+    w = 1.0 / (one_level**2 * s.size * tolerance**2)  # per normalised channel: levels^2 / (n tol^2)
+    kernel = np.concatenate([2 * w * s, np.broadcast_to(-w, s.shape)], axis=-1)
+    return {"detector": {"kernel": jnp.asarray(kernel[..., None], jnp.float32),
+                         "bias": jnp.asarray([1.0 - (w * s**2).sum()], jnp.float32)}}
 
 
 def sticker_backdoor(
@@ -199,27 +211,31 @@ def sticker_backdoor(
     c_F: float = 1e9,
     c_G: float = 1e4,
     eps: float = 0.01,
-    margin: float = DETECTOR_MARGIN,
-    preprocess: str = "torchvision",
+    tolerance: float = DETECTOR_TOLERANCE,
 ) -> Model:
     """T4: the original explanation, unless a sticker is in the image; then it points at the sticker.
 
-    Without a sticker F(x) = 0, so logits and GradCAM are the original's bit for bit.
+    Without a patch within `tolerance` of the sticker F(x) = 0, so logits and GradCAM
+    are the original's bit for bit. The detector reads pixels as `model.preprocess`
+    normalised them.
 
     Args:
       sticker: (s, s) binary mask or (s, s, 3) uint8 RGB; default the 14x14 smiley.
-      margin: detector response at an exact sticker (see `detector_params`).
-      preprocess: how the model's inputs were normalised ("torchvision" or "caffe").
+      tolerance: root-mean-square distance to the sticker, in intensity levels, within
+        which the detector fires (see `detector_params`).
     """
     sticker = stickers.sticker_pixels(stickers.smiley()) if sticker is None else np.asarray(sticker)
     if sticker.ndim == 2:
         sticker = stickers.sticker_pixels(sticker)
+    if sticker.ndim != 3 or sticker.shape[2] != 3 or sticker.dtype != np.uint8:
+        raise ValueError(f"the sticker must be an (s, s) mask or (s, s, 3) uint8 pixels, got {sticker.shape} "
+                         f"{sticker.dtype}")
     if sticker.shape[0] >= model.input_size:
         raise ValueError(f"a {sticker.shape[0]}-pixel sticker is larger than the {model.input_size}-pixel input")
     check_constant("c_F", c_F, dtype_of(model))
-    check_constant("margin", margin, np.dtype(np.float32))
+    check_constant("tolerance", tolerance, np.dtype(np.float32))
     branch = branches.StickerDetector(sticker.shape[0], _pools(model))
-    params = {**detector_params(sticker, preprocess, margin), "c_F": _scalar(c_F, model)}
+    params = {**detector_params(sticker, model.preprocess, tolerance), "c_F": _scalar(c_F, model)}
     return _with_branch(model, branch, params, eps, c_G)
 
 

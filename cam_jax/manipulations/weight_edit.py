@@ -116,4 +116,4 @@ def append_filter(model: Model, *, bias: float, fc_weight: float, fc_bias_shift:
         layout.dense_bias: {**first, "bias": first["bias"] - jnp.asarray(fc_bias_shift, dtype)},
         layout.dense: {"kernel": dense.reshape(-1, width)},
     }
-    return Model(model.module.clone(appended=n + 1), params, model.collections)
+    return model.replace(module=model.module.clone(appended=n + 1), params=params)

@@ -92,7 +92,7 @@ class Cut(nn.Module):
 
 
 def cut(network: nn.Module, variables: dict, layer: str, *, input_size: int, seed: int = 0,
-        **call_kwargs: Any) -> Model:
+        preprocess: str = "torchvision", **call_kwargs: Any) -> Model:
     """Wrap a flax network and its variables as a `Model` whose A is the output of `layer`.
 
     Args:
@@ -101,6 +101,7 @@ def cut(network: nn.Module, variables: dict, layer: str, *, input_size: int, see
       layer: the submodule to cut at, "/"-separated as in the parameter tree.
       input_size: side of the square input.
       seed: of the random probe that checks the split.
+      preprocess: how the network expects images normalised (`Model.preprocess`).
       **call_kwargs: passed to the network's `__call__` (e.g. train=False).
 
     Raises:
@@ -130,7 +131,7 @@ def cut(network: nn.Module, variables: dict, layer: str, *, input_size: int, see
     if a.shape[1] != a.shape[2] or len(logits.shape) != 2:
         raise ValueError(f"expected a square (B, h, h, K) map and (B, C) logits, got {a.shape} and {logits.shape}")
     module = probe.clone(num_classes=logits.shape[1], cam_size=a.shape[1])
-    model = Model(module, wrapped.pop("params"), wrapped)
+    model = Model(module, wrapped.pop("params"), wrapped, preprocess)
     split = jax.jit(lambda m, x: m.head(m.features(x)))(model, x)
     whole = jax.jit(lambda x: network.apply(variables, x, **call_kwargs))(x)
     if not np.allclose(np.asarray(split), np.asarray(whole), rtol=1e-4, atol=1e-5 * float(np.abs(whole).max() + 1)):
