@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cam_jax import explain_many, load_weights, normalize
+from cam_jax.atomic import atomic_path
 from cam_jax.cams import METHODS, TARGETS
 from cam_jax.cams.maps import NORMALIZATIONS
 from cam_jax.data import images, labels
@@ -47,6 +48,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--labels", default=None, help="text file with one readable class name per line")
     parser.add_argument("--out", required=True, help="output directory")
     return parser.parse_args(argv)
+
+
+def _save(path: str, array) -> None:
+    with atomic_path(path) as staging:
+        np.save(staging, np.asarray(array))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,13 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(args.out, exist_ok=True)
     for i, (path, stem) in enumerate(zip(args.images, stems, strict=True)):
         stem = os.path.join(args.out, stem)
-        np.save(stem + "_logits.npy", np.asarray(first.logits[i]))
+        _save(stem + "_logits.npy", first.logits[i])
         c = int(first.classes[i])
         pixels = images.denormalize(batch[i], preprocess)
         panels = []
         for method in methods:
             cam = out[method].cam
-            np.save(f"{stem}_{method}.npy", np.asarray(cam[i]))
+            _save(f"{stem}_{method}.npy", cam[i])
             panels.append((pixels, np.asarray(normalize(cam, args.normalization)[i]), method))
         title = f"{os.path.basename(path)}: {c} {names[c]} (y={float(first.logits[i, c]):.2f}, target {args.target})"
         figure = f"{stem}_{methods[0]}.png" if len(methods) == 1 else f"{stem}_methods.png"

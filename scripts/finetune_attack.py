@@ -26,11 +26,11 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 
 import optax
 
+from cam_jax.atomic import atomic_path
 from cam_jax.convert import checkpoint, default_weights, load_weights
 from cam_jax.data import shapes
 from cam_jax.evaluation import attacks
@@ -76,14 +76,8 @@ def check(args: argparse.Namespace) -> None:
 
 
 def _write_text(path: str, text: str) -> None:
-    fd, staging = tempfile.mkstemp(prefix=".cam_jax-", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(staging, path)
-    except BaseException:
-        os.unlink(staging)
-        raise
+    with atomic_path(path) as staging, open(staging, "w") as f:
+        f.write(text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -177,3 +177,17 @@ def test_constants_whose_rounding_would_wreck_the_scores_are_refused():
     half = Model(module, jax.tree.map(lambda p: p.astype(jnp.bfloat16), model.params))
     with pytest.raises(ValueError, match="bfloat16 with spacing"):
         manipulate.constant_image(half)
+
+
+def test_a_write_that_fails_midway_leaves_the_previous_file_and_no_staging(tmp_path):
+    """explain.py's, finetune_attack.py's and checkpoint.save's files go through atomic_path."""
+    from cam_jax.atomic import atomic_path
+
+    target = tmp_path / "cam.npy"
+    np.save(target, np.ones(3))
+    with pytest.raises(RuntimeError, match="disk full"), atomic_path(target) as staging:
+        with open(staging, "wb") as f:
+            f.write(b"half an arr")
+        raise RuntimeError("disk full")
+    np.testing.assert_array_equal(np.load(target), np.ones(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cam.npy"]

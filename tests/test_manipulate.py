@@ -185,7 +185,8 @@ def torch_branch_map(kind, params, x_nhwc, pools):
     else:
         w, b = conv("detector")  # over [x, x^2]
         k = w.shape[-1]
-        h = torch.relu(torch.nn.functional.conv2d(torch.cat([x, x * x], 1), w, b, padding=k // 2))  # authors' geometry
+        h = torch.nn.functional.conv2d(torch.cat([x, x * x], 1), w, b, padding=k // 2)  # the authors' geometry
+        h = torch.clamp(h, 0.0, 0.5)  # saturated: every intact sticker counts the same
     for _ in range(pools):
         h = torch.nn.functional.avg_pool2d(h, 2)
     return h[:, 0].numpy()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from typing import Any
 
@@ -23,6 +22,7 @@ import jax
 import numpy as np
 from flax import traverse_util
 
+from cam_jax.atomic import atomic_path
 from cam_jax.model import Model
 from cam_jax.models import registry
 from cam_jax.models.init import param_shapes
@@ -80,16 +80,8 @@ def save(path: str | os.PathLike, model: Model, **meta: Any) -> None:
     header = {"format": FORMAT, "family": family, "config": registry.config(model.module),
               "arch": meta.pop("arch", None) or registry.arch_name(model.module), **meta}
     arrays = {k: np.asarray(v, np.float32) for k, v in flat.items()}
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, staging = tempfile.mkstemp(prefix=".cam_jax-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays, **{META_KEY: np.array(json.dumps(header))})
-        os.replace(staging, path)
-    except BaseException:
-        os.unlink(staging)
-        raise
+    with atomic_path(path) as staging, open(staging, "wb") as f:
+        np.savez(f, **arrays, **{META_KEY: np.array(json.dumps(header))})
 
 
 def module_from_header(meta: dict[str, Any], source: str) -> Any:

@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from cam_jax.atomic import atomic_path  # noqa: E402
+
 
 def upsample_map(cam: np.ndarray, size: int) -> np.ndarray:
     """(h, w) map -> (size, size) by bilinear resampling, for display only."""
@@ -45,5 +47,6 @@ def grid(
     if suptitle:
         fig.suptitle(suptitle, fontsize=10, parse_math=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as staging:
+        fig.savefig(staging, dpi=110)
     plt.close(fig)

@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from cam_jax.atomic import atomic_path  # noqa: E402
 from cam_jax.evaluation.step import Grid  # noqa: E402
 
 FOOLED = 0.1  # mean |difference| per pixel of the normalised maps, in [0, 1]
@@ -121,5 +122,6 @@ def heatmap(path, matrix: list[dict[str, Any]], grid: Grid, map_pixels: int, nor
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, label="L1 to the original's map per pixel")
     fig.suptitle(f"Which explanations each manipulation moves ({normalization} normalisation; "
                  f"fooled > {FOOLED})", fontsize=9)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    with atomic_path(path) as staging:
+        fig.savefig(staging, dpi=120, bbox_inches="tight")
     plt.close(fig)

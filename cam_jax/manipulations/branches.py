@@ -69,12 +69,18 @@ class SemiRandomNet(nn.Module):
         return self.param("c_F", nn.initializers.constant(1e7), ()) * _pool_to(h, self.pools)[..., 0]
 
 
+SATURATION = 0.5  # T4's detector response counted in full; an intact sticker's is 1 up to rounding
+
+
 class StickerDetector(nn.Module):
-    """T4: c_F * pool^4(ReLU(conv([x, x^2]; K) + b)), one 6-channel kernel of the sticker's size.
+    """T4: c_F * pool^4(clip(conv([x, x^2]; K) + b, 0, 1/2)), one 6-channel kernel of the sticker's size.
 
     With `paper.detector_params` the response is 1 - ||P - S||^2 / (n tol^2): positive
     only for a patch P within the tolerance of the sticker S, so without a sticker
-    F(x) = 0 exactly. The authors' geometry: the conv pads size // 2 on every
+    F(x) = 0 exactly. It saturates at 1/2 (within tol / sqrt(2)), so every intact sticker
+    gives exactly the same value in F, whatever the float32 rounding of its response
+    (about 0.03).
+    The authors' geometry: the conv pads size // 2 on every
     side (224 -> 225 for 14) and the pools floor (225 -> 14), so a sticker with its
     corner at p lands in cell floor((p + 7) / 16).
     Parameters: the conv `detector` and the scalar `c_F`.
@@ -88,4 +94,5 @@ class StickerDetector(nn.Module):
         # Zero padding pads x^2 with zeros too, so a padded pixel is a consistent value (x = 0).
         h = SpaceToDepthConv(1, (self.size, self.size), padding=self.size // 2, name="detector")(
             jnp.concatenate([x, x * x], axis=-1))
-        return self.param("c_F", nn.initializers.constant(1e9), ()) * _pool_to(nn.relu(h), self.pools)[..., 0]
+        fired = jnp.clip(h, 0.0, SATURATION)
+        return self.param("c_F", nn.initializers.constant(1e9), ()) * _pool_to(fired, self.pools)[..., 0]

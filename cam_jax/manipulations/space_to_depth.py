@@ -11,8 +11,9 @@ sum of the same products, only in another order.
 The block is b = 2 by default. Measured on this project's 2-core CPU, 8 images at
 224x224: T3's 3->6 conv 0.055 -> 0.012 s, its 6->1 conv 0.051 -> 0.015 s, T4's
 detector 0.153 -> 0.041 s. b = 4 runs the detector in 0.016 s, but XLA then
-accumulates longer chains: its rounding error at a sticker grew from 2e-4 to
-2.6e-3 (against float64), a quarter of T4's 1e-2 margin, while b = 2 gives 1.6e-4.
+accumulates longer chains: the rounding error of the paper's matched-filter
+detector at a sticker grew from 2e-4 to 2.6e-3 (against float64), while b = 2
+gave 1.6e-4.
 
 Derivation (one axis, stride 1): out[b i + r] = sum_t x[b i + r + t] K[t]. With
 X[j, q] = x[b j + q], that is sum_{m, q} X[i + m, q] K[b m + q - r], a
