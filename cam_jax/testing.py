@@ -7,8 +7,10 @@ keys. They skip the calling test when torch is not installed.
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
+import sys
 import tarfile
 
 import jax
@@ -319,3 +321,12 @@ def write_tiny_weights(path: str | os.PathLike, num_classes: int = 4, size: int 
     names = {"class_names": list(shapes.CLASSES)} if num_classes == len(shapes.CLASSES) else {}
     checkpoint.save(path, Model(module, init_params(module, 1)), arch="vgg16", preprocess="torchvision", **names)
     return str(path)
+
+
+def script(name: str):
+    """The command line `scripts/<name>.py` of this checkout as a module, to call its `main(argv)` in the
+    test's process: a subprocess pays JAX's start and every compile again."""
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)

@@ -19,7 +19,7 @@ from cam_jax.evaluation import step as evaluate
 from cam_jax.evaluation import suite
 from cam_jax.manipulations import stickers
 from cam_jax.models import build_model
-from cam_jax.testing import write_fake_val_tar, write_tiny_weights
+from cam_jax.testing import script, write_fake_val_tar, write_tiny_weights
 
 SIZE = 64  # small models: eval.py pastes 7-pixel smileys below 224 pixels
 
@@ -106,12 +106,21 @@ def run_eval(*args, env=None):
                           capture_output=True, text=True, env=env)
 
 
-def test_eval_writes_all_outputs(tmp_path):
-    weights = tiny_weights(tmp_path)
-    out = tmp_path / "results"
-    result = run_eval("--weights", weights, "--limit", 6, "--batch-size", 4, "--methods", "gradcam++", "eigencam",
-                      "--out", out)
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    """One eval.py run on the tiny weights that several tests read (each run pays JAX's start and its
+    compiles): 6 images in batches of 4, --exact (the paper's T1/T2 score changes are float rounding,
+    which another program, a sharded one included, reorders) and two methods beside GradCAM."""
+    folder = tmp_path_factory.mktemp("eval")
+    weights, out = tiny_weights(folder), folder / "results"
+    result = run_eval("--weights", weights, "--exact", "--limit", 6, "--batch-size", 4,
+                      "--methods", "gradcam++", "eigencam", "--out", out)
     assert result.returncode == 0, result.stderr
+    return weights, out
+
+
+def test_eval_writes_all_outputs(evaluated):
+    _, out = evaluated
     assert sorted(os.listdir(out)) == ["figure1.png", "figure3.png", "figure_methods.png", "matrix.json", "matrix.md",
                                        "matrix.png", "report.md", "results.json"]
     results = json.loads((out / "results.json").read_text())
@@ -135,20 +144,20 @@ def test_eval_writes_all_outputs(tmp_path):
     assert "### target contrast, minmax normalisation" in (out / "matrix.md").read_text()
 
 
-def test_sharded_run_gives_the_same_table(tmp_path):
-    # --exact: the paper's T1/T2 score changes are float rounding, which any change of compiled
-    # program (sharding included) reorders; the exact variants make every figure comparable.
-    weights = tiny_weights(tmp_path)
-    single = run_eval("--weights", weights, "--exact", "--limit", 6, "--batch-size", 4, "--out", tmp_path / "one")
+def test_sharded_run_gives_the_same_table(evaluated, tmp_path):
+    weights, single = evaluated
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     sharded = run_eval("--weights", weights, "--exact", "--limit", 6, "--batch-size", 8, "--out", tmp_path / "four",
                        env=env)
-    assert single.returncode == 0 and sharded.returncode == 0, sharded.stderr
-    assert sorted(os.listdir(tmp_path / "one")) == ["figure1.png", "figure3.png", "report.md", "results.json"]
-    one = json.loads((tmp_path / "one" / "results.json").read_text())
+    assert sharded.returncode == 0, sharded.stderr
+    assert sorted(os.listdir(tmp_path / "four")) == ["figure1.png", "figure3.png", "report.md", "results.json"]
     four = json.loads((tmp_path / "four" / "results.json").read_text())
     assert four["device"].startswith("4 x")
-    for a, b in zip(one["rows"], four["rows"], strict=True):
+    # The single run has --methods, which adds the exact T1/T2 rows; the rows both have must agree.
+    one = {(r["model"], r["data"]): r for r in json.loads((single / "results.json").read_text())["rows"]}
+    assert len(four["rows"]) == len(suite.ROWS)
+    for b in four["rows"]:
+        a = one[(b["model"], b["data"])]
         if a["model"] == "T4" and a["data"] == "sticker":
             # Its map's peak is a tie between an image's stickers (equal in F, and far above the
             # original's own map), which each program's rounding breaks its own way.
@@ -170,11 +179,12 @@ def test_sharded_run_gives_the_same_table(tmp_path):
         (["--weights", "TINY", "--data", "imagenet2012"], "needs --data-dir"),
     ],
 )
-def test_bad_arguments_fail_cleanly(tmp_path, args, message):
+def test_bad_arguments_fail_cleanly(tmp_path, args, message, capsys):
     weights = tiny_weights(tmp_path)
     out = tmp_path / "out"
-    result = run_eval(*[str(weights) if a == "TINY" else a for a in args], "--out", out)
-    assert result.returncode == 2 and message in result.stderr
+    argv = [str(weights) if a == "TINY" else a for a in args]
+    assert script("eval").main([*argv, "--out", str(out), "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -18,7 +18,7 @@ from cam_jax.manipulations import finetune, fooling, stickers
 from cam_jax.manipulations.fooling import Batch, Views
 from cam_jax.models import build_model
 from cam_jax.models.vgg import VGG
-from cam_jax.testing import model_and_images, write_tiny_weights
+from cam_jax.testing import model_and_images, script, write_tiny_weights
 
 
 def fixed(tuned, original=None):
@@ -126,12 +126,7 @@ def test_a_few_steps_lower_the_fooling_loss_and_keep_the_accuracy(default):
 
 
 def test_command_line_writes_an_attack_that_eval_reads(tmp_path, capsys):
-    import sys
-
-    sys.path.insert(0, "scripts")
-    import eval as eval_script
-    import finetune_attack
-
+    eval_script, finetune_attack = script("eval"), script("finetune_attack")
     weights = write_tiny_weights(tmp_path / "tiny.npz")  # a 64-pixel model of the shapes: quick
     out = tmp_path / "loc.npz"
     assert finetune_attack.main(["--loss", "location", "--weights", weights, "--out", str(out), "--steps", "2",

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from cam_jax.data import images
+from cam_jax.testing import script
 
 
 def expected(value: int) -> np.ndarray:
@@ -53,17 +54,8 @@ def test_decompression_bombs_and_non_images_are_refused(tmp_path, monkeypatch):
         images.load(text)
 
 
-def _eval_script():
-    import sys
-
-    sys.path.insert(0, "scripts")
-    import eval as eval_script
-
-    return eval_script
-
-
 def test_out_is_checked_before_any_work(tmp_path, capsys):
-    eval_script = _eval_script()
+    eval_script = script("eval")
     a_file = tmp_path / "results.txt"
     a_file.write_text("x")
     assert eval_script.main(["--out", str(a_file)]) == 2
@@ -84,7 +76,7 @@ def test_sigterm_while_writing_keeps_the_previous_results_and_no_staging(tmp_pat
 
     from cam_jax.evaluation import report
 
-    eval_script = _eval_script()
+    eval_script = script("eval")
     out = tmp_path / "results"
     out.mkdir()
     (out / "results.json").write_text("old")

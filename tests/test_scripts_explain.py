@@ -13,9 +13,17 @@ from cam_jax import Model, explain_many, gradcam, init_params
 from cam_jax.convert import checkpoint
 from cam_jax.data import images
 from cam_jax.models import build_model
+from cam_jax.testing import script
 
 
-def test_explain_writes_logits_maps_and_overlays(tmp_path):
+def explain(argv, capsys):
+    """scripts/explain.py in this process (the first call of each test runs it as a command): (code, out, err)."""
+    code = script("explain").main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_explain_writes_logits_maps_and_overlays(tmp_path, capsys):
     module = build_model("vgg16", num_classes=4, input_size=64, width=1 / 16)
     model = Model(module, init_params(module, seed=1))
     weights = tmp_path / "w.npz"
@@ -36,13 +44,11 @@ def test_explain_writes_logits_maps_and_overlays(tmp_path):
         np.testing.assert_allclose(np.load(out / f"img{i}_logits.npy"), np.asarray(expected.logits[i]), atol=1e-5)
         np.testing.assert_allclose(np.load(out / f"img{i}_gradcam.npy"), np.asarray(expected.cam[i]), atol=1e-5)
         assert Image.open(out / f"img{i}_gradcam.png").size[0] > 100
-    bad = subprocess.run([*cmd[:-4], "--weights", str(tmp_path / "none.npz"), "--out", str(out)],
-                         capture_output=True, text=True)
-    assert bad.returncode == 1 and "no weight file" in bad.stderr
+    code, _, err = explain([*paths, "--weights", tmp_path / "none.npz", "--out", out], capsys)
+    assert code == 1 and "no weight file" in err
     # Several methods: a map per method (the same as the library's) and one figure with a panel each.
-    many = subprocess.run([*cmd, "--method", "gradcam++", "--method", "layercam", "--target", "softmax"],
-                          capture_output=True, text=True)
-    assert many.returncode == 0, many.stderr
+    code, _, err = explain([*cmd[2:], "--method", "gradcam++", "--method", "layercam", "--target", "softmax"], capsys)
+    assert code == 0, err
     expected = explain_many(model, x, ["gradcam++", "layercam"], target="softmax")
     for i in range(2):
         for method in ("gradcam++", "layercam"):
@@ -53,8 +59,8 @@ def test_explain_writes_logits_maps_and_overlays(tmp_path):
     (tmp_path / "again").mkdir()
     twin = tmp_path / "again" / "img0.png"
     twin.write_bytes(open(paths[0], "rb").read())
-    clash = subprocess.run([*cmd[:2], paths[0], str(twin), *cmd[4:]], capture_output=True, text=True)
-    assert clash.returncode == 1 and "share the file stem 'img0'" in clash.stderr
+    code, _, err = explain([paths[0], twin, *cmd[4:]], capsys)
+    assert code == 1 and "share the file stem 'img0'" in err
 
 
 def test_resize_crop_matches_torchvision_recipe():
@@ -68,7 +74,7 @@ def test_resize_crop_matches_torchvision_recipe():
     assert abs(bright.mean() - 111.5) < 1.5 and 14 <= len(bright) <= 19
 
 
-def test_explain_resnet50_pth_matches_torch(tmp_path):
+def test_explain_resnet50_pth_matches_torch(tmp_path, capsys):
     """scripts/explain.py --arch resnet50 on a torchvision-layout .pth: maps and logits as torch computes them,
     directly and after scripts/convert_weights.py."""
     torch = pytest.importorskip("torch")
@@ -79,8 +85,7 @@ def test_explain_resnet50_pth_matches_torch(tmp_path):
     pth = tmp_path / "resnet50-random.pth"
     torch.save(net.state_dict(), pth)
     npz = tmp_path / "resnet50.npz"
-    subprocess.run([sys.executable, "scripts/convert_weights.py", str(pth), "--out", str(npz), "--arch", "resnet50"],
-                   check=True, capture_output=True)
+    assert script("convert_weights").main([str(pth), "--out", str(npz), "--arch", "resnet50"]) == 0
     rng = np.random.default_rng(1)
     paths = []
     for i in range(2):
@@ -91,14 +96,13 @@ def test_explain_resnet50_pth_matches_torch(tmp_path):
     ref_logits, _, ref_cam = torch_cam(net.features, net.head, torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))
     for weights in (pth, npz):
         out = tmp_path / f"out_{weights.suffix[1:]}"
-        subprocess.run([sys.executable, "scripts/explain.py", *paths, "--weights", str(weights), "--arch", "resnet50",
-                        "--out", str(out)], check=True, capture_output=True)
+        code, _, err = explain([*paths, "--weights", weights, "--arch", "resnet50", "--out", out], capsys)
+        assert code == 0, err
         for i in range(2):
             np.testing.assert_allclose(np.load(out / f"photo{i}_logits.npy"), ref_logits[i],
                                        atol=1e-4 * np.abs(ref_logits).max())
             cam = np.load(out / f"photo{i}_gradcam.npy")
             assert cam.shape == (7, 7) and ref_cam[i].max() > 0
             np.testing.assert_allclose(cam, ref_cam[i], atol=1e-4 * ref_cam[i].max())
-    wrong = subprocess.run([sys.executable, "scripts/explain.py", paths[0], "--weights", str(pth), "--arch", "resnet18",
-                            "--out", str(tmp_path / "x")], capture_output=True, text=True)
-    assert wrong.returncode == 1 and "looks like resnet50" in wrong.stderr
+    code, _, err = explain([paths[0], "--weights", pth, "--arch", "resnet18", "--out", tmp_path / "x"], capsys)
+    assert code == 1 and "looks like resnet50" in err
