@@ -182,9 +182,8 @@ def test_sharded_run_gives_the_same_table(evaluated, tmp_path):
 def test_bad_arguments_fail_cleanly(tmp_path, args, message, capsys):
     weights = tiny_weights(tmp_path)
     out = tmp_path / "out"
-    argv = [str(weights) if a == "TINY" else a for a in args]
-    assert script("eval").main([*argv, "--out", str(out), "--no-progress"]) == 2
-    assert message in capsys.readouterr().err
+    code, err = eval_here([weights if a == "TINY" else a for a in args] + ["--out", out], capsys)
+    assert code == 2 and message in err
     assert not out.exists()
 
 
@@ -211,15 +210,22 @@ def test_a_failed_imagenet_preparation_leaves_nothing(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == [imagenet.VAL_TAR]
 
 
-def test_imagenet_from_a_tiny_val_tar(tmp_path):
+def eval_here(argv, capsys):
+    """scripts/eval.py in this process: (exit code, stderr)."""
+    code = script("eval").main([*map(str, argv), "--no-progress"])
+    return code, capsys.readouterr().err
+
+
+def test_imagenet_from_a_tiny_val_tar(tmp_path, capsys):
     """The real tfds path: a tar laid out like ILSVRC2012_img_val.tar, prepared and read."""
     pytest.importorskip("tensorflow_datasets")
     pytest.importorskip("tensorflow")
     data_dir = tmp_path / "imagenet"
     data_dir.mkdir()
     weights = tiny_weights(tmp_path, num_classes=1000, size=SIZE)
-    empty = run_eval("--model", "vgg16", "--weights", weights, "--data-dir", data_dir, "--out", tmp_path / "x")
-    assert empty.returncode == 2 and "ILSVRC2012_img_val.tar" in empty.stderr
+    code, err = eval_here(["--model", "vgg16", "--weights", weights, "--data-dir", data_dir, "--out", tmp_path / "x"],
+                          capsys)
+    assert code == 2 and "ILSVRC2012_img_val.tar" in err
     write_fake_val_tar(data_dir / imagenet.VAL_TAR, 5)
     loader, n = imagenet.loader(data_dir, SIZE)
     assert n == 5
@@ -232,9 +238,9 @@ def test_imagenet_from_a_tiny_val_tar(tmp_path):
     synsets = imagenet_synsets()
     expected = [synsets.index(s) for s in ("n01751748", "n09193705", "n02105855", "n04263257", "n03125729")]
     assert sorted(batch.labels.tolist()) == sorted(expected)
-    result = run_eval("--model", "vgg16", "--weights", weights, "--data-dir", data_dir, "--limit", 3,
-                      "--batch-size", 2, "--out", tmp_path / "res")
-    assert result.returncode == 0, result.stderr
+    code, err = eval_here(["--model", "vgg16", "--weights", weights, "--data-dir", data_dir, "--limit", 3,
+                           "--batch-size", 2, "--out", tmp_path / "res"], capsys)
+    assert code == 0, err
     results = json.loads((tmp_path / "res" / "results.json").read_text())
     assert results["dataset"] == "imagenet2012" and results["n_images"] == 3
     assert results["rows"][0]["pointing_game"] is None  # no masks for ImageNet
@@ -245,9 +251,9 @@ def test_imagenet_from_a_tiny_val_tar(tmp_path):
 
     pth = tmp_path / "resnet50-random.pth"
     torch.save(torch_resnet(BLOCKS["resnet50"][1], True, width=4, num_classes=1000).state_dict(), pth)
-    result = run_eval("--arch", "resnet50", "--weights", pth, "--data-dir", data_dir, "--limit", 2,
-                      "--batch-size", 2, "--out", tmp_path / "resnet")
-    assert result.returncode == 0, result.stderr
+    code, err = eval_here(["--arch", "resnet50", "--weights", pth, "--data-dir", data_dir, "--limit", 2,
+                           "--batch-size", 2, "--out", tmp_path / "resnet"], capsys)
+    assert code == 0, err
     results = json.loads((tmp_path / "resnet" / "results.json").read_text())
     assert results["arch"] == "resnet50" and results["n_images"] == 2
     rows = {(r["model"], r["data"]): r for r in results["rows"]}

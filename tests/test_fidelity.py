@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import hypothesis.strategies as st
 import jax.numpy as jnp
@@ -18,7 +16,7 @@ from cam_jax.data import images
 from cam_jax.evaluation.suite import AUTHORS_SUITE, Settings, original
 from cam_jax.manipulations import branches, detector_params, semi_random, stickers
 from cam_jax.models.vgg import STAGES
-from cam_jax.testing import make_torch_vgg, random_model
+from cam_jax.testing import make_torch_vgg, random_model, script
 
 torch = pytest.importorskip("torch")
 
@@ -106,7 +104,7 @@ def test_t3_branch_drawn_as_torch_draws_it():
     assert AUTHORS_SUITE[2].score_change == "mean"
 
 
-def test_eval_under_the_authors_convention(tmp_path):
+def test_eval_under_the_authors_convention(tmp_path, capsys):
     """--convention authors runs end to end; T3's score change is the mean over classes (<= eps)."""
     from cam_jax.convert import checkpoint
     from cam_jax.data import shapes
@@ -115,10 +113,9 @@ def test_eval_under_the_authors_convention(tmp_path):
     checkpoint.save(weights, random_model("vgg16", num_classes=4, input_size=64, width=1 / 16), arch="vgg16",
                     preprocess="torchvision", class_names=list(shapes.CLASSES))
     out = tmp_path / "authors"
-    done = subprocess.run([sys.executable, "scripts/eval.py", "--no-progress", "--weights", str(weights),
-                           "--convention", "authors", "--limit", "4", "--batch-size", "4", "--out", str(out)],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    code = script("eval").main(["--no-progress", "--weights", str(weights), "--convention", "authors", "--limit", "4",
+                                "--batch-size", "4", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
     results = json.loads((out / "results.json").read_text())
     assert results["settings"]["convention"] == "authors"
     rows = {(r["model"], r["data"]): r for r in results["rows"]}
