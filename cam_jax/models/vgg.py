@@ -196,3 +196,28 @@ def arch_name(module: VGG) -> str | None:
     """"vgg11" ... "vgg19" from the number of convs per stage (any width), None if none fits."""
     counts = tuple(len(stage) for stage in module.stages)
     return next((arch for arch, stages in STAGES.items() if tuple(map(len, stages)) == counts), None)
+
+
+def merge_appended(module: VGG, params: dict) -> tuple[VGG, dict]:
+    """(module, params) of the stock VGG whose last conv has K + appended filters: the same function
+    in the layout a weight file from elsewhere has (the paper's T1/T2 as an attacker ships them).
+
+    Example:
+      >>> module = build("vgg11", num_classes=4, input_size=32, width=1 / 64).clone(appended=1)
+      >>> from cam_jax.models.init import init_params
+      >>> stock, params = merge_appended(module, init_params(module, 0))
+      >>> stock.stages[-1], stock.appended, sorted(params)[-3:]
+      ((8, 9), 0, ['fc1', 'fc2', 'fc3'])
+    """
+    if not module.appended:
+        return module, params
+    layout, k, n = module.append_layout, module.stages[-1][-1], module.appended
+    conv, extra = params[module.last_conv], params[layout.conv]
+    fc1, rows = params["fc1"]["kernel"], params[layout.dense]["kernel"]
+    side = round((fc1.shape[0] // k) ** 0.5)  # the pooled map is side x side, rows in (row, column, channel) order
+    kernel = jnp.concatenate([fc1.reshape(side, side, k, -1), rows.reshape(side, side, n, -1)], axis=2)
+    merged = {name: value for name, value in params.items() if name not in (layout.conv, layout.dense)}
+    merged[module.last_conv] = {key: jnp.concatenate([conv[key], extra[key]], axis=-1) for key in ("kernel", "bias")}
+    merged["fc1"] = {**params["fc1"], "kernel": kernel.reshape(side * side * (k + n), -1)}
+    stages = (*module.stages[:-1], (*module.stages[-1][:-1], k + n))
+    return module.clone(stages=stages, appended=0), merged

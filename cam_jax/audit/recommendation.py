@@ -1,0 +1,67 @@
+"""For a flagged model: an explanation computed without the channels the audit flagged.
+
+Every manipulation the checks look for (T1-T4, exact or not) leaves the
+original channels of A and their gradient as they were and puts the lie in the
+channel it adds; leaving the flagged channels out of a gradient-weighted CAM
+gives back the original network's explanation.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from cam_jax.audit.verdict import Report
+from cam_jax.cams.engine import Explanation
+from cam_jax.cams.weightings import WEIGHTINGS
+from cam_jax.model import Model, check_images
+
+
+class Recommendation(NamedTuple):
+    """What to trust: the method, the channels of A left out, and the explanation it gives."""
+
+    method: str
+    excluded: tuple[int, ...]
+    explanation: Explanation
+    advice: str
+
+
+@functools.partial(jax.jit, static_argnames="method")
+def _without(model: Model, images: jax.Array, keep: jax.Array, method: str) -> Explanation:
+    a = model.features(images)
+    logits, head_vjp = jax.vjp(model.head, a)
+    classes = jnp.argmax(logits, -1).astype(jnp.int32)
+    (grads,) = head_vjp(jax.nn.one_hot(classes, logits.shape[-1], dtype=logits.dtype))
+    return Explanation(logits, classes, jax.nn.relu(WEIGHTINGS[method](a * keep, grads * keep)))
+
+
+def recommend(model: Model, images: jax.Array, report: Report, method: str = "gradcam") -> Recommendation:
+    """`method` (a gradient-weighted CAM) on `images` (B, H, W, 3), A's flagged channels left out.
+
+    Example:
+      >>> from cam_jax import semi_random
+      >>> from cam_jax.audit import audit_model
+      >>> t3 = semi_random(model)
+      >>> r = recommend(t3, images, audit_model(t3, images))
+      >>> r.excluded, r.explanation.cam.shape
+      ((32,), (2, 14, 14))
+    """
+    if method not in WEIGHTINGS:
+        raise ValueError(f"recommend takes a gradient-weighted CAM ({', '.join(WEIGHTINGS)}), got {method!r}")
+    check_images(images, model.input_size)
+    excluded = report.channels
+    channels = jax.eval_shape(model.features, images).shape[-1]
+    keep = jnp.ones((channels,), jnp.float32).at[jnp.asarray(excluded, jnp.int32)].set(0.0)
+    explanation = _without(model, jnp.asarray(images), keep, method)
+    if not report.manipulated:
+        advice = f"no check flags this model: {method} as it is"
+    elif excluded:
+        advice = (f"{method} without A channel(s) {list(excluded)}, which the flagged checks point at; the other "
+                  "channels and their gradients are what the model's own classifier uses")
+    else:
+        flags = ", ".join(name for name, c in report.checks.items() if c.flagged)
+        advice = f"the flags ({flags}) point at no channel of A: {method} as it is, to be read with care"
+    return Recommendation(method, excluded, explanation, advice)

@@ -1,0 +1,117 @@
+"""`audit_model`: every check on one model, each score against its clean range, and a verdict.
+
+Each check is an independent function (model, probe) -> `Finding`; `CHECKS`
+holds them with the threshold above which a score flags the model. A model is
+flagged when any check's score passes its threshold; the combined score (for ROC
+curves) is the largest score / threshold.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+
+from cam_jax.audit import activations, calibration, finite_differences, gradients, structure, weights
+from cam_jax.audit.finding import Finding
+from cam_jax.audit.probing import Probe, probe
+from cam_jax.model import Model
+
+Check = Callable[[Model, Probe], Finding]
+
+CHECKS: dict[str, Check] = {
+    "constant_channel": activations.constant_channel,
+    "activation_dominance": activations.activation_dominance,
+    "class_invariance": gradients.class_invariance,
+    "gradient_dominance": gradients.gradient_dominance,
+    "finite_differences": finite_differences.finite_differences,
+    "weight_outliers": weights.weight_outliers,
+}
+
+
+class CheckResult(NamedTuple):
+    """One check's score, where it points, its threshold and the range it took on honest models."""
+
+    score: float
+    threshold: float
+    clean_range: tuple[float, float]
+    where: str
+    channel: int | None
+
+    @property
+    def flagged(self) -> bool:
+        return self.score > self.threshold
+
+
+class Report(NamedTuple):
+    """The audit of one model.
+
+    Attributes:
+      checks: check name -> `CheckResult`.
+      branches: the manipulation wrappers found in the model's code, outermost first
+        (`structure.branches`; empty for a plain architecture, as in any weight file).
+      seconds: wall time of the audit.
+    """
+
+    checks: dict[str, CheckResult]
+    branches: tuple[str, ...]
+    seconds: float
+
+    @property
+    def manipulated(self) -> bool:
+        return any(c.flagged for c in self.checks.values())
+
+    @property
+    def combined(self) -> float:
+        """max over checks of score / threshold: > 1 exactly when the model is flagged."""
+        return max(c.score / c.threshold for c in self.checks.values())
+
+    @property
+    def channels(self) -> tuple[int, ...]:
+        """The channels of A the flagged checks point at."""
+        return tuple(sorted({c.channel for c in self.checks.values() if c.flagged and c.channel is not None}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"manipulated": self.manipulated, "combined": self.combined, "channels": list(self.channels),
+                "branches": list(self.branches), "seconds": self.seconds,
+                "checks": {name: {**c._asdict(), "clean_range": list(c.clean_range), "flagged": c.flagged}
+                           for name, c in self.checks.items()}}
+
+    def text(self) -> str:
+        """The report as lines a person reads."""
+        lines = [f"verdict: {'MANIPULATED' if self.manipulated else 'clean'} "
+                 f"(combined score {self.combined:.2f}; above 1 flags)"]
+        for name, c in self.checks.items():
+            lo, hi = c.clean_range
+            mark = "FLAG" if c.flagged else "ok  "
+            lines.append(f"  {mark} {name:22s} {c.score:8.3f}  threshold {c.threshold:g}, honest models "
+                         f"{lo:.3g}..{hi:.3g}  {c.where}")
+        lines += [f"  branch in the code: {b}" for b in self.branches]
+        return "\n".join(lines)
+
+
+def audit_model(model: Model, images: jax.Array, checks: dict[str, Check] | None = None) -> Report:
+    """Run every check of `CHECKS` (or `checks`) on `model` with unlabelled `images`.
+
+    Args:
+      model: any `Model`.
+      images: (B, H, W, 3), B >= 2, normalised as `model.preprocess` says (16 or more recommended).
+
+    Example:
+      >>> from cam_jax import constant_flat
+      >>> audit_model(model, images).manipulated           # the bundled default
+      False
+      >>> report = audit_model(constant_flat(model), images)
+      >>> report.manipulated, report.channels
+      (True, (32,))
+    """
+    start = time.perf_counter()
+    measured = probe(model, images)
+    results = {}
+    for name, check in (CHECKS if checks is None else checks).items():
+        finding = check(model, measured)
+        threshold, clean = calibration.THRESHOLDS[name], calibration.CLEAN_RANGES[name]
+        results[name] = CheckResult(finding.score, threshold, clean, finding.where, finding.channel)
+    return Report(results, structure.branches(model.module, measured.a.shape[-1]), time.perf_counter() - start)

@@ -1,0 +1,73 @@
+"""Weight and bias statistics against the layer's own distribution.
+
+The paper's T1/T2 append a filter whose kernel is exactly zero (its output is a
+bias or a stored map) and wire it into the first dense layer with weights c_W
+(100 or 10) where trained weights are ~0.01. Within its layer such a filter or
+row is an extreme outlier, measured by a robust z-score (distance to the median
+in median absolute deviations), and a kernel that is exactly zero beside
+non-zero ones does not come out of training or initialisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import jax
+import numpy as np
+from flax import traverse_util
+
+from cam_jax.audit.finding import Finding
+from cam_jax.model import Model
+from cam_jax.models.vgg import VGG, merge_appended
+
+MIN_GROUP = 8  # a layer with fewer filters or rows has no distribution of its own
+ZERO_FILTER = 1e6  # the z-score given to an all-zero filter beside non-zero ones (a score of 6)
+MAD_TO_STD = 1.4826
+
+
+def stock_params(module, params: dict) -> dict:
+    """`params` with a VGG's appended filters merged into its layers (`vgg.merge_appended`), also inside
+    manipulation wrappers (whose wrapped model's parameters sit under "base"), as a file would hold them."""
+    if isinstance(module, VGG):
+        return merge_appended(module, params)[1]
+    if hasattr(module, "base") and isinstance(params, dict) and "base" in params:
+        return {**params, "base": stock_params(module.base, params["base"])}
+    return params
+
+
+def groups(params: dict) -> Iterator[tuple[str, str, np.ndarray]]:
+    """(parameter path, what an entry is, values): conv filters' and dense rows' norms, and biases."""
+    for path, leaf in traverse_util.flatten_dict(jax.device_get(params), sep="/").items():
+        value = np.asarray(leaf, np.float64)
+        if path.endswith("kernel") and value.ndim == 4:
+            yield path, "filter", np.sqrt((value**2).sum(axis=(0, 1, 2)))
+        elif path.endswith("kernel") and value.ndim == 2:
+            yield path, "input row", np.sqrt((value**2).sum(axis=1))
+        elif path.endswith("bias") and value.ndim == 1:
+            yield path, "entry", value
+
+
+def robust_z(values: np.ndarray) -> np.ndarray:
+    """|x - median| in robust standard deviations; the scale is at least 1 % of the rms (all-equal layers)."""
+    median = np.median(values)
+    scale = MAD_TO_STD * np.median(np.abs(values - median))
+    floor = max(1e-2 * float(np.sqrt(np.mean(values**2))), np.finfo(np.float64).tiny)
+    return np.abs(values - median) / max(scale, floor)
+
+
+def weight_outliers(model: Model, probe=None) -> Finding:
+    """log10 of the largest robust z-score of a filter norm, dense row norm or bias within its layer."""
+    worst = (0.0, "no layer with enough entries", "")
+    for path, kind, values in groups(stock_params(model.module, model.params)):
+        if values.size < MIN_GROUP:
+            continue
+        z = robust_z(values)
+        if kind == "filter" and values.max() > 0:
+            z = np.where(values == 0, ZERO_FILTER, z)
+        i = int(np.argmax(z))
+        if z[i] > worst[0]:
+            zero = kind == "filter" and values[i] == 0
+            note = "all zero" if zero else f"{values[i]:.3g}, median {np.median(values):.3g}"
+            worst = (float(z[i]), path, f"{kind} {i} ({note})")
+    z, path, what = worst
+    return Finding(float(np.log10(max(z, 1.0))), f"{path} {what}: z = {z:.3g}" if path else what, None)

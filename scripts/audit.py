@@ -1,0 +1,108 @@
+"""Audit a model's weights: is it manipulated to make its explanations lie?
+
+    python scripts/audit.py --weights downloaded.npz --data shapes          # generated test images
+    python scripts/audit.py --weights vgg16.pth --images photos/ --out audit/
+
+Runs every check of `cam_jax.audit` on unlabelled images and prints each score against the range it
+took on honest models, where it points (a channel of A, a layer) and the verdict. With --out: the
+report as report.json and report.png, and the recommendation (the explanation without the flagged
+channels) as recommended.png and recommended.npy. Exit code 0: clean; 1: flagged; 2: usage error
+(bad arguments, an unreadable weight file or image).
+"""
+
+from __future__ import annotations
+
+from cam_jax.xla_flags import use_ynn_for_dots_only
+
+use_ynn_for_dots_only()  # before JAX starts: see cam_jax/xla_flags.py
+
+import argparse
+import json
+import os
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+
+from cam_jax import explain, load_weights, normalize
+from cam_jax.atomic import atomic_path
+from cam_jax.audit import audit_model, figures, recommend
+from cam_jax.cams import WEIGHTINGS
+from cam_jax.data import images, shapes
+from cam_jax.evaluation import figures as overlays
+
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
+SHOWN = 4  # images in the recommendation figure
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", required=True, help="cam_jax .npz, torchvision .pth or Keras .h5")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", help="a folder of unlabelled images (any format pillow reads)")
+    source.add_argument("--data", choices=("shapes",), help="generated images instead of a folder")
+    parser.add_argument("--count", type=int, default=16, help="images to use (at least 2)")
+    parser.add_argument("--method", choices=tuple(WEIGHTINGS), default="gradcam",
+                        help="the CAM the recommendation computes")
+    parser.add_argument("--out", default=None, help="folder for report.json, report.png and the recommendation")
+    return parser.parse_args(argv)
+
+
+def image_files(folder: str, count: int) -> list[str]:
+    """The first `count` image files of `folder` by name; a ValueError if fewer than 2."""
+    if not os.path.isdir(folder):
+        raise ValueError(f"--images {folder} is not a folder")
+    files = sorted(f for f in os.listdir(folder) if f.lower().endswith(EXTENSIONS))[:count]
+    if len(files) < 2:
+        raise ValueError(f"{folder} holds {len(files)} image file(s); an audit needs at least 2")
+    return [os.path.join(folder, f) for f in files]
+
+
+def _write_json(path: str, value) -> None:
+    with atomic_path(path) as staging, open(staging, "w") as f:
+        json.dump(value, f, indent=2)
+        f.write("\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    try:
+        if args.count < 2:
+            raise ValueError(f"--count must be at least 2, got {args.count}")
+        if args.out is not None:
+            os.makedirs(args.out, exist_ok=True)
+        model, _ = load_weights(args.weights)
+        if args.images:
+            x = np.stack([images.load(p, model.input_size, model.preprocess) for p in image_files(args.images,
+                                                                                                  args.count)])
+        else:
+            x = images.normalize(shapes.batch(shapes.TEST_SEED, range(args.count), model.input_size).pixels,
+                                 model.preprocess)
+        x = jnp.asarray(x)
+        report = audit_model(model, x)
+    except (OSError, ValueError, TypeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.weights}: {x.shape[0]} images, {report.seconds:.1f} s")
+    print(report.text())
+    advice = recommend(model, x, report, args.method)
+    print(f"recommendation: {advice.advice}")
+    if args.out is not None:
+        summary = {"weights": os.path.abspath(args.weights), "images": int(x.shape[0]), **report.to_dict(),
+                   "recommendation": {"method": advice.method, "excluded": list(advice.excluded),
+                                      "advice": advice.advice}}
+        _write_json(os.path.join(args.out, "report.json"), summary)
+        figures.report_page(report, os.path.join(args.out, "report.png"), os.path.basename(args.weights))
+        with atomic_path(os.path.join(args.out, "recommended.npy")) as staging:
+            np.save(staging, np.asarray(advice.explanation.cam))
+        as_is, recommended = normalize(explain(model, x, args.method).cam), normalize(advice.explanation.cam)
+        pixels = [images.denormalize(np.asarray(x[i]), model.preprocess) for i in range(min(SHOWN, x.shape[0]))]
+        rows = [[(p, None, f"image {i}"), (p, np.asarray(as_is[i]), f"{args.method}, as is"),
+                 (p, np.asarray(recommended[i]), "recommended")] for i, p in enumerate(pixels)]
+        overlays.grid(os.path.join(args.out, "recommended.png"), rows, advice.advice[:110])
+        print(f"wrote {args.out}/report.json, report.png, recommended.png, recommended.npy")
+    return 1 if report.manipulated else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
