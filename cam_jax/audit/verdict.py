@@ -42,7 +42,7 @@ class CheckResult(NamedTuple):
 
     @property
     def flagged(self) -> bool:
-        return self.score > self.threshold
+        return bool(self.score > self.threshold)
 
 
 class Report(NamedTuple):
@@ -113,5 +113,6 @@ def audit_model(model: Model, images: jax.Array, checks: dict[str, Check] | None
     for name, check in (CHECKS if checks is None else checks).items():
         finding = check(model, measured)
         threshold, clean = calibration.THRESHOLDS[name], calibration.CLEAN_RANGES[name]
-        results[name] = CheckResult(finding.score, threshold, clean, finding.where, finding.channel)
+        channel = None if finding.channel is None else int(finding.channel)
+        results[name] = CheckResult(float(finding.score), threshold, tuple(clean), finding.where, channel)
     return Report(results, structure.branches(model.module, measured.a.shape[-1]), time.perf_counter() - start)

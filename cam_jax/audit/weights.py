@@ -21,7 +21,7 @@ from cam_jax.model import Model
 from cam_jax.models.vgg import VGG, merge_appended
 
 MIN_GROUP = 8  # a layer with fewer filters or rows has no distribution of its own
-ZERO_FILTER = 1e6  # the z-score given to an all-zero filter beside non-zero ones (a score of 6)
+MAX_Z = 1e6  # z-scores are capped here (a score of 6), and an all-zero filter beside non-zero ones gets it
 MAD_TO_STD = 1.4826
 
 
@@ -48,11 +48,12 @@ def groups(params: dict) -> Iterator[tuple[str, str, np.ndarray]]:
 
 
 def robust_z(values: np.ndarray) -> np.ndarray:
-    """|x - median| in robust standard deviations; the scale is at least 1 % of the rms (all-equal layers)."""
+    """|x - median| in robust standard deviations, capped at MAX_Z; the scale is at least 1 % of the median
+    magnitude, for layers whose entries are nearly all equal (a fresh layer's zero biases)."""
     median = np.median(values)
     scale = MAD_TO_STD * np.median(np.abs(values - median))
-    floor = max(1e-2 * float(np.sqrt(np.mean(values**2))), np.finfo(np.float64).tiny)
-    return np.abs(values - median) / max(scale, floor)
+    floor = max(1e-2 * float(np.median(np.abs(values))), float(np.finfo(np.float32).tiny))
+    return np.minimum(np.abs(values - median) / max(scale, floor), MAX_Z)
 
 
 def weight_outliers(model: Model, probe=None) -> Finding:
@@ -63,7 +64,7 @@ def weight_outliers(model: Model, probe=None) -> Finding:
             continue
         z = robust_z(values)
         if kind == "filter" and values.max() > 0:
-            z = np.where(values == 0, ZERO_FILTER, z)
+            z = np.where(values == 0, MAX_Z, z)
         i = int(np.argmax(z))
         if z[i] > worst[0]:
             zero = kind == "filter" and values[i] == 0

@@ -1,0 +1,254 @@
+"""The audit: each check against a closed form or a construction whose answer is known, each check
+separating a clean and a manipulated model in its expected direction, the verdicts on the bundled default
+and the paper's T1-T4, the recommendation against the original's own GradCAM, the ROC measures against
+brute force, and the command lines.
+
+Independent references: closed-form spreads, z-scores and finite differences of hand-built inputs; the
+unmanipulated model's GradCAM; ROC areas by the trapezoid rule over the curve.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import hypothesis.strategies as st
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+
+from cam_jax import Model, constant_flat, constant_image, gradcam, normalize, semi_random, sticker_backdoor
+from cam_jax.audit import (
+    CHECKS,
+    activations,
+    audit_model,
+    finite_differences,
+    gradients,
+    probe,
+    recommend,
+    roc,
+    weights,
+)
+from cam_jax.audit.calibration import THRESHOLDS
+from cam_jax.audit.population import audit_images
+from cam_jax.audit.probing import Probe
+from cam_jax.convert import checkpoint, default_weights, load_weights
+from cam_jax.data import images, shapes
+from cam_jax.models import vgg
+from cam_jax.testing import random_model, script
+
+K = 32  # channels of A in the bundled default; a manipulation appends channel 32
+
+
+def synthetic_probe(a=None, class_grads=None, grad_rms=None) -> Probe:
+    """A `Probe` with the given fields (the others zero-sized), for checks that read only some."""
+    a = np.zeros((2, 2, 2, 3), np.float32) if a is None else a
+    return Probe(jnp.asarray(a), None, None, None, None if class_grads is None else jnp.asarray(class_grads),
+                 None if grad_rms is None else jnp.asarray(grad_rms))
+
+
+def test_constant_channel_score_is_the_closed_form_spread():
+    rng = np.random.default_rng(0)
+    a = np.abs(rng.normal(size=(4, 3, 3, 5))).astype(np.float32)
+    # Channel 2 is 5 + 0.01 e_b with e_b = +-1 alternating over images: std across images 0.01 at every
+    # pixel, rms sqrt(25 + 1e-4): the spread is 0.01 / 5.00001 and the score -log10 of it.
+    a[..., 2] = 5 + 0.01 * np.array([1, -1, 1, -1], np.float32)[:, None, None]
+    a[..., 4] = 0.0  # a dead channel is no evidence
+    found = activations.constant_channel(None, synthetic_probe(a))
+    assert found.channel == 2
+    np.testing.assert_allclose(found.score, -np.log10(0.01 / np.sqrt(25 + 1e-4)), rtol=1e-4)
+    a[..., 2] = 7.0  # exactly constant: the cap
+    assert activations.constant_channel(None, synthetic_probe(a)).score == pytest.approx(7.0)
+
+
+def test_dominance_scores_are_log_ratios_to_the_median():
+    a = np.ones((2, 2, 2, 5), np.float32) * np.array([1, 2, 3, 4, 300], np.float32)
+    found = activations.activation_dominance(None, synthetic_probe(a))
+    assert found.channel == 4 and found.score == pytest.approx(np.log10(300 / 3), rel=1e-6)
+    found = gradients.gradient_dominance(None, synthetic_probe(grad_rms=np.array([0, 1e-3, 2e-3, 4e-3, 10.0])))
+    assert found.channel == 4 and found.score == pytest.approx(np.log10(10 / 3e-3), rel=1e-6)
+
+
+def test_class_invariance_finds_the_channel_every_class_weighs_alike():
+    rng = np.random.default_rng(1)
+    g = rng.normal(size=(4, 3, 6))  # (classes, images, channels)
+    g[:, :, 5] = rng.normal(size=3)[None, :]  # the same weight for every class, image by image
+    g[:, :, 1] = 0.0  # no gradient: not considered
+    found = gradients.class_invariance(None, synthetic_probe(class_grads=g, grad_rms=np.sqrt((g**2).mean((0, 1)))))
+    assert found.channel == 5 and found.score == pytest.approx(7.0)
+    # Without it the smallest spread is the closed form std / rms over classes, averaged over images.
+    g = g[..., :5]
+    kept = g[..., [0, 2, 3, 4]]
+    expected = (kept.std(0) / np.sqrt((kept**2).mean(0))).mean(0)
+    found = gradients.class_invariance(None, synthetic_probe(class_grads=g, grad_rms=np.sqrt((g**2).mean((0, 1)))))
+    assert found.score == pytest.approx(-np.log10(expected.min()), rel=1e-6)
+
+
+def test_robust_z_against_the_median_absolute_deviation_by_hand():
+    values = np.array([1.0, 2.0, 3.0, 4.0, 100.0])
+    # median 3, |x - 3| = 2 1 0 1 97, their median 1: z = |x - 3| / 1.4826
+    np.testing.assert_allclose(weights.robust_z(values), np.abs(values - 3) / 1.4826)
+
+
+def test_weight_outliers_name_a_zero_filter_and_an_outlying_row():
+    rng = np.random.default_rng(2)
+    kernel = rng.normal(size=(3, 3, 4, 16))
+    kernel[..., 9] = 0.0
+    found = weights.weight_outliers(Model(None, {"conv": {"kernel": kernel}}))
+    assert found.score == pytest.approx(6.0) and "filter 9 (all zero)" in found.where
+    dense = rng.normal(size=(20, 8))
+    dense[13] *= 1000
+    found = weights.weight_outliers(Model(None, {"fc": {"kernel": dense}}))
+    norms = np.sqrt((dense**2).sum(1))
+    z = np.abs(norms - np.median(norms)) / (1.4826 * np.median(np.abs(norms - np.median(norms))))
+    assert "input row 13" in found.where and found.score == pytest.approx(np.log10(z.max()), rel=1e-6)
+
+
+def test_finite_differences_agree_on_a_linear_head_and_not_on_a_modulo():
+    """A linear head: the central difference is exact, so the check reads ~0. The paper's modulo logit
+    shift: autograd says eps c_G per pixel, the function does not move."""
+    model = random_model("vgg11", 0, num_classes=4, input_size=32, width=1 / 16)
+    x = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
+    linear = model.replace(module=vgg.VGG(stages=model.module.stages, hidden=model.module.hidden, num_classes=4,
+                                          input_size=32, cam_pre_relu=False))
+    assert finite_differences.finite_differences(linear, probe(linear, x)).score < 0.05
+    t3 = semi_random(model)
+    found = finite_differences.finite_differences(t3, probe(t3, x))
+    assert found.score > 0.9 and found.channel == model.features(x).shape[-1]
+
+
+TINY = {"num_classes": 4, "input_size": 64, "width": 1 / 16}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A VGG-11 trained for 120 steps on the generated shapes (with batch norm, folded), and its images."""
+    from cam_jax.audit.population import Spec, honest_model
+
+    model = honest_model(Spec("vgg11", 1 / 16, 64, 120, 1))
+    return model, audit_images(model)
+
+
+# check -> the manipulation it is designed to catch
+TARGETED = {
+    "constant_channel": lambda m: constant_flat(m, c_A=10.0, c_W=10.0),
+    "activation_dominance": lambda m: semi_random(m, c_F=1e6),
+    "class_invariance": lambda m: sticker_backdoor(m, sticker=np.full((7, 7, 3), 200, np.uint8)),
+    "gradient_dominance": lambda m: sticker_backdoor(m, sticker=np.full((7, 7, 3), 200, np.uint8)),
+    "finite_differences": lambda m: semi_random(m),
+    "weight_outliers": lambda m: constant_image(m, c_I=10.0, c_W=1.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_each_check_separates_a_clean_and_a_manipulated_model(tiny, name):
+    model, x = tiny
+    manipulated = TARGETED[name](model)
+    clean, dirty = (CHECKS[name](m, probe(m, x)) for m in (model, manipulated))
+    assert clean.score < THRESHOLDS[name] < dirty.score, (clean, dirty)
+    if dirty.channel is not None:
+        assert dirty.channel == model.features(x).shape[-1]  # the appended channel
+
+
+@pytest.fixture(scope="module")
+def default_reports():
+    model, _ = load_weights(default_weights())
+    x = audit_images(model, 8)
+    models = {"default": model, "T1": constant_flat(model), "T2": constant_image(model), "T3": semi_random(model),
+              "T4": sticker_backdoor(model)}
+    return model, x, {name: (m, audit_model(m, x)) for name, m in models.items()}
+
+
+def test_the_bundled_default_audits_clean(default_reports):
+    _, _, reports = default_reports
+    report = reports["default"][1]
+    assert not report.manipulated, report.text()
+    assert report.branches == ()
+
+
+@pytest.mark.parametrize("name,branch", [("T1", "appended"), ("T2", "ConstantMap"), ("T3", "SemiRandomNet"),
+                                         ("T4", "StickerDetector")])
+def test_each_paper_manipulation_is_flagged_and_named(default_reports, name, branch):
+    _, _, reports = default_reports
+    report = reports[name][1]
+    assert report.manipulated and report.channels == (K,), report.text()
+    assert any(branch in line for line in report.branches)
+
+
+@pytest.mark.parametrize("name,tolerance", [("T1", 0.06), ("T2", 0.0), ("T3", 0.0), ("T4", 0.0)])
+def test_the_recommendation_gives_back_the_originals_gradcam(default_reports, name, tolerance):
+    """Leaving the flagged channel out gives the unmanipulated model's own GradCAM: exactly for the branch
+    manipulations, within the rounding of T1's bias shift (490,000 in fc1) for the weight edit."""
+    original, x, reports = default_reports
+    manipulated, report = reports[name]
+    before = np.asarray(normalize(gradcam(original, x).cam))
+    lied = np.asarray(normalize(gradcam(manipulated, x).cam))
+    advice = recommend(manipulated, x, report)
+    np.testing.assert_allclose(np.asarray(normalize(advice.explanation.cam)), before, atol=tolerance + 1e-6)
+    if name != "T4":  # T4 does not lie without a sticker
+        assert np.abs(lied - before).max() > 0.5
+
+
+def test_merged_appended_filters_are_the_same_function_as_a_stock_vgg():
+    model = constant_flat(random_model("vgg11", 3, **TINY), c_A=5.0, c_W=3.0)
+    stock = Model(*vgg.merge_appended(model.module, model.params))
+    x = jax.random.normal(jax.random.key(3), (2, 64, 64, 3))
+    assert stock.module.appended == 0 and stock.module.stages[-1][-1] == model.module.stages[-1][-1] + 1
+    np.testing.assert_array_equal(stock.features(x), model.features(x))
+    np.testing.assert_allclose(stock(x), model(x), atol=1e-4)
+
+
+def _auc_trapezoid(honest, manipulated):
+    fpr, tpr = roc.roc_curve(honest, manipulated)
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=12), st.lists(st.integers(0, 6), min_size=1, max_size=12))
+def test_auroc_is_the_area_under_the_roc_curve(honest, manipulated):
+    assert roc.auroc(honest, manipulated) == pytest.approx(_auc_trapezoid(honest, manipulated))
+
+
+@given(st.lists(st.integers(0, 20), min_size=1, max_size=150), st.lists(st.integers(0, 20), min_size=1, max_size=30))
+def test_tpr_at_fpr_by_brute_force(honest, manipulated):
+    honest, manipulated = np.array(honest), np.array(manipulated)
+    best = max((manipulated > t).mean() for t in range(-1, 21) if (honest > t).mean() <= 0.01)
+    assert roc.tpr_at_fpr(honest, manipulated) == pytest.approx(best)
+
+
+def test_audit_command_line_exit_codes(tmp_path):
+    audit = script("audit")
+    model, _ = load_weights(default_weights())
+    stock = constant_flat(model)
+    checkpoint.save(tmp_path / "t1.npz", Model(*vgg.merge_appended(stock.module, stock.params)))
+    assert audit.main(["--weights", default_weights(), "--data", "shapes", "--count", "4"]) == 0
+    out = tmp_path / "report"
+    assert audit.main(["--weights", str(tmp_path / "t1.npz"), "--data", "shapes", "--count", "4",
+                       "--out", str(out)]) == 1
+    report = json.loads((out / "report.json").read_text())
+    assert report["manipulated"] and report["channels"] == [K] and report["branches"] == []
+    assert {"report.png", "recommended.png", "recommended.npy"} <= set(os.listdir(out))
+    assert np.load(out / "recommended.npy").shape == (4, 14, 14)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    pixels = shapes.batch(shapes.TEST_SEED, range(3)).pixels
+    for i, p in enumerate(pixels):
+        images.Image.fromarray(p).save(folder / f"{i}.png")
+    assert audit.main(["--weights", default_weights(), "--images", str(folder)]) == 0
+    assert audit.main(["--weights", str(tmp_path / "missing.npz"), "--data", "shapes"]) == 2
+    assert audit.main(["--weights", default_weights(), "--data", "shapes", "--count", "1"]) == 2
+    (folder / "1.png").unlink(), (folder / "2.png").unlink()
+    assert audit.main(["--weights", default_weights(), "--images", str(folder)]) == 2
+
+
+def test_audit_eval_quick_writes_the_detector_figures(tmp_path):
+    assert script("audit_eval").main(["--out", str(tmp_path), "--cache", str(tmp_path / "cache"), "--quick"]) == 0
+    summary = json.loads((tmp_path / "audit_eval.json").read_text())
+    assert summary["counts"]["honest"] == 2 and summary["counts"]["held-in"] >= 6
+    for name in (*CHECKS, "combined"):
+        entry = summary["checks"][name]
+        assert {"clean_range", "held-in"} <= set(entry)
+        assert 0.0 <= entry["held-in"]["auroc"] <= 1.0
+    assert summary["checks"]["combined"]["held-in"]["auroc"] >= 0.95
+    assert (tmp_path / "roc.png").stat().st_size > 10_000
