@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -32,3 +34,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(staging)
         raise
+
+
+def write_json(path: str | os.PathLike, value: Any) -> None:
+    """`value` as indented JSON at `path`, atomically (see `atomic_path`)."""
+    with atomic_path(path) as staging, open(staging, "w") as f:
+        json.dump(value, f, indent=2)
+        f.write("\n")

@@ -17,7 +17,6 @@ from cam_jax.xla_flags import use_ynn_for_dots_only
 use_ynn_for_dots_only()  # before JAX starts: see cam_jax/xla_flags.py
 
 import argparse
-import json
 import os
 import sys
 
@@ -25,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cam_jax import explain, load_weights, normalize
-from cam_jax.atomic import atomic_path
+from cam_jax.atomic import atomic_path, write_json
 from cam_jax.audit import audit_model, figures, recommend
 from cam_jax.cams import WEIGHTINGS
 from cam_jax.data import images, shapes
@@ -58,12 +57,6 @@ def image_files(folder: str, count: int) -> list[str]:
     return [os.path.join(folder, f) for f in files]
 
 
-def _write_json(path: str, value) -> None:
-    with atomic_path(path) as staging, open(staging, "w") as f:
-        json.dump(value, f, indent=2)
-        f.write("\n")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
@@ -91,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = {"weights": os.path.abspath(args.weights), "images": int(x.shape[0]), **report.to_dict(),
                    "recommendation": {"method": advice.method, "excluded": list(advice.excluded),
                                       "advice": advice.advice}}
-        _write_json(os.path.join(args.out, "report.json"), summary)
+        write_json(os.path.join(args.out, "report.json"), summary)
         figures.report_page(report, os.path.join(args.out, "report.png"), os.path.basename(args.weights))
         with atomic_path(os.path.join(args.out, "recommended.npy")) as staging:
             np.save(staging, np.asarray(advice.explanation.cam))

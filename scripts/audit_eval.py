@@ -18,14 +18,13 @@ from cam_jax.xla_flags import use_ynn_for_dots_only
 use_ynn_for_dots_only()  # before JAX starts: see cam_jax/xla_flags.py
 
 import argparse
-import json
 import os
 import sys
 import time
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cam_jax.atomic import atomic_path
+from cam_jax.atomic import write_json
 from cam_jax.audit import audit_model, detector, figures, population
 from cam_jax.convert import checkpoint, default_weights
 from cam_jax.manipulations import fooling
@@ -42,12 +41,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="two random honest models, the attacks on one of them, no fine-tuning")
     parser.add_argument("--seed", type=int, default=0, help="draws of the manipulations' constants")
     return parser.parse_args(argv)
-
-
-def _write_json(path: str, value) -> None:
-    with atomic_path(path) as staging, open(staging, "w") as f:
-        json.dump(value, f, indent=2)
-        f.write("\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"command": "python scripts/audit_eval.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                **detector.summarise(rows), "honest_accuracy": accuracy, "finetune_map_change": changes,
                "seconds": time.time() - start}
-    _write_json(os.path.join(args.out, "audit_eval.json"), summary)
-    _write_json(os.path.join(args.out, "models.json"), [r.to_dict() for r in rows])
+    write_json(os.path.join(args.out, "audit_eval.json"), summary)
+    write_json(os.path.join(args.out, "models.json"), [r.to_dict() for r in rows])
     figures.roc_figure(detector.curves(rows), os.path.join(args.out, "roc.png"))
     print(f"{summary['counts']} models in {summary['seconds']:.0f} s; "
           f"audit {summary['seconds_per_model']['median']:.2f} s per model (median)")

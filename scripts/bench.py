@@ -28,7 +28,7 @@ import tempfile
 import jax
 
 from cam_jax import Model, build_model, init_params
-from cam_jax.atomic import atomic_path
+from cam_jax.atomic import write_json
 from cam_jax.evaluation import benchmark, runner
 from cam_jax.models.vgg import VGG
 
@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, t in result["layers"].items():
             print(f"{name:<24}{t['median_s']:>11.4f}{t.get('gflop_per_s', float('nan')):>10.1f}")
     if args.json:
-        with atomic_path(args.json) as staging, open(staging, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json(args.json, result)
     return 0
 
 
@@ -126,8 +125,7 @@ def methods(args, model) -> int:
         if "error" in theirs:
             print(f"{library}: {theirs['error']}")
     if args.json:
-        with atomic_path(args.json) as staging, open(staging, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json(args.json, result)
     return 0
 
 
