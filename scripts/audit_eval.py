@@ -2,11 +2,14 @@
 
     python scripts/audit_eval.py --out audit_eval/              # the full populations (trains and caches)
     python scripts/audit_eval.py --out /tmp/q --quick           # random models only, for a smoke test
+    python scripts/audit_eval.py --out DIR --attacked attacks/location.npz ...   # + attacks of the default
 
 Honest: the bundled default and `cam_jax.audit.population.HONEST` (trained on the generated shapes,
 cached under --cache, and random initialisations). Held-in attacks: T1-T4, the exact T1/T2 and chains,
 constants drawn over wide ranges and kept where they fool GradCAM. Held-out: fine-tuning attacks
-(Heo et al.), which no check was designed on. Writes audit_eval.json (per check and combined: the
+(Heo et al.), which no check was designed on: 80 steps on each of the two most accurate trained
+population models, and any files --attacked names (`scripts/finetune_attack.py` outputs, attacks of
+the bundled default). Writes audit_eval.json (per check and combined: the
 honest range, AUROC and TPR at 1 % FPR per population; the models missed; time per model),
 models.json (every model's scores) and roc.png.
 """
@@ -26,7 +29,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cam_jax.atomic import write_json
 from cam_jax.audit import audit_model, detector, figures, population
-from cam_jax.convert import checkpoint, default_weights
+from cam_jax.convert import checkpoint, default_weights, load_weights
 from cam_jax.manipulations import fooling
 
 FINETUNE_BASES = 2  # trained honest models that the held-out fine-tuning attacks start from
@@ -40,15 +43,22 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="two random honest models, the attacks on one of them, no fine-tuning")
     parser.add_argument("--seed", type=int, default=0, help="draws of the manipulations' constants")
+    parser.add_argument("--attacked", nargs="+", default=[], metavar="W.npz",
+                        help="held-out attacked weights of the bundled default (finetune_attack.py outputs)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
+        if args.quick and args.attacked:
+            raise ValueError("--attacked needs the full population (the default is not in --quick's)")
+        for path in args.attacked:
+            if not os.path.exists(path):
+                raise ValueError(f"--attacked {path}: no such file")
         os.makedirs(args.out, exist_ok=True)
         os.makedirs(args.cache, exist_ok=True)
-    except OSError as err:
+    except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     start = time.time()
@@ -81,9 +91,18 @@ def main(argv: list[str] | None = None) -> int:
                 row = audited(member.name, "held-in", member.family, member.model)
                 progress.update(task, status=f"{member.name}: {'flagged' if row.report.manipulated else 'MISSED'}")
             progress.advance(task)
-        tuned = [] if args.quick else [(b, loss) for b in bases[1:1 + FINETUNE_BASES] for loss in fooling.FOOLINGS]
-        task = progress.add_task("held-out attacks", total=len(tuned), status="")
+        # The most accurate trained models besides the default (whose 300-step attacks --attacked takes).
+        ranked = sorted(bases[1:], key=lambda b: accuracy[b[0]], reverse=True)[:FINETUNE_BASES]
+        tuned = [] if args.quick else [(b, loss) for b in ranked for loss in fooling.FOOLINGS]
+        task = progress.add_task("held-out attacks", total=len(tuned) + len(args.attacked), status="")
         changes = {}
+        original = honest[0][1]
+        for path in args.attacked:
+            progress.update(task, status=path)
+            model = load_weights(path)[0]
+            changes[path] = population.map_change(original, model, population.audit_images(original))
+            audited(path, "held-out", "finetune (file)", model)
+            progress.advance(task)
         for (name, model), loss in tuned:
             progress.update(task, status=f"{name} {loss}")
             member = population.finetuned(name, model, loss, args.cache)

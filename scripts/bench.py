@@ -2,10 +2,12 @@
 
     python scripts/bench.py [--arch vgg16|resnet50|...] [--batch-size 8] [--json PATH] [--layers]
     python scripts/bench.py --methods [--method NAME ...] [--arch resnet50] [--peers] [--grad-cam-python PY]
+    python scripts/bench.py --audit [--arch resnet50] [--batch-size 16]
 
 --methods times each method alone and the gradient-weighted CAMs together, over the model's
 forward; --peers also times captum (this Python) and pytorch-grad-cam (--grad-cam-python, a Python
-whose environment has it with torchvision) on the same network, each in its own process.
+whose environment has it with torchvision) on the same network, each in its own process. --audit
+times `cam_jax.audit.audit_model` (every check) over the forward on the same images.
 
 Random weights of the chosen architecture at full width (timings do not depend
 on the values). Times are medians after compilation and warm-up; see
@@ -48,12 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-images", type=int, default=16, help="ScoreCAM's masked images per forward")
     parser.add_argument("--peers", action="store_true", help="with --methods: also time captum and pytorch-grad-cam")
     parser.add_argument("--grad-cam-python", default=None, help="a Python that imports pytorch_grad_cam")
+    parser.add_argument("--audit", action="store_true", help="time the audit of one model instead")
     args = parser.parse_args(argv)
     jax.config.update("jax_default_matmul_precision", "highest")  # no TF32: T1's cancellation needs float32
     module = build_model(args.arch, num_classes=args.num_classes, input_size=args.input_size, width=args.width)
     model = Model(module, init_params(module))
     if args.methods:
         return methods(args, model)
+    if args.audit:
+        return audit(args, model)
     result = benchmark.run(model, args.batch_size, args.repeats)
     result.update(device=runner.device_description(), arch=args.arch, batch_size=args.batch_size,
                   width=args.width, input_size=args.input_size, dtype="float32",
@@ -71,6 +76,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'layer':<24}{'median s':>11}{'GFLOP/s':>10}")
         for name, t in result["layers"].items():
             print(f"{name:<24}{t['median_s']:>11.4f}{t.get('gflop_per_s', float('nan')):>10.1f}")
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+def audit(args, model) -> int:
+    """--audit: the audit's time over the forward, first call (compiling) and after."""
+    result = benchmark.audit_run(model, args.batch_size, args.repeats)
+    result.update(device=runner.device_description(), arch=args.arch, batch_size=args.batch_size, width=args.width,
+                  input_size=args.input_size, num_classes=args.num_classes)
+    t, first = result["timings"], result["first_call_s"]
+    print(f"{args.arch} width {args.width} at {args.input_size}x{args.input_size}, {args.batch_size} images, "
+          f"{result['device']}")
+    print(f"forward  {t['forward']['median_s']:.3f} s (first call {first['forward']:.1f} s)")
+    print(f"audit    {t['audit']['median_s']:.3f} s (first call {first['audit']:.1f} s), "
+          f"{result['ratio']:.1f} forwards")
     if args.json:
         write_json(args.json, result)
     return 0

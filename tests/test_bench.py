@@ -38,3 +38,15 @@ def test_bench_methods_writes_ratios_and_peer_timings(tmp_path):
     if "error" not in captum:  # captum comes with the torch extra
         assert {"forward", "gradcam", "saliency"} <= set(captum["timings"])
         assert data["ours_over_peer"]["captum"]["saliency"] > 0
+
+
+def test_bench_audit_writes_its_ratio(tmp_path):
+    """--audit on a tiny model, in-process: the audit's time over the forward."""
+    from cam_jax.testing import script
+
+    out = tmp_path / "audit.json"
+    assert script("bench").main(["--audit", "--arch", "vgg11", "--width", "0.0625", "--input-size", "32",
+                                 "--num-classes", "4", "--batch-size", "4", "--repeats", "1",
+                                 "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["ratio"] > 0 and data["first_call_s"]["audit"] > 0 and "device" in data

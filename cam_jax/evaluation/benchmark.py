@@ -181,3 +181,21 @@ def methods_run(model: Model, batch_size: int = 8, repeats: int = 3, methods: tu
     names = [n for n in calls if n != "forward"]
     return {"timings": timings, "ratios": {n: ratio(n) for n in names},
             "per_image_s": {n: timings[n]["median_s"] / batch_size for n in calls}}
+
+
+def audit_run(model: Model, batch_size: int = 16, repeats: int = 3, seed: int = 0) -> dict[str, Any]:
+    """The audit's time on `batch_size` random images: its first call (compiling every check) and its
+    median after, each over the model's forward on the same images."""
+    from cam_jax.audit import audit_model
+
+    x = jax.random.normal(jax.random.key(seed), (batch_size, model.input_size, model.input_size, 3))
+    forward = jax.jit(lambda m, x: m(x))
+    start = time.perf_counter()
+    _block(forward(model, x))
+    forward_first = time.perf_counter() - start
+    start = time.perf_counter()
+    audit_model(model, x)
+    first = time.perf_counter() - start
+    timings = interleaved({"forward": lambda: forward(model, x), "audit": lambda: audit_model(model, x)}, repeats)
+    return {"timings": timings, "first_call_s": {"forward": forward_first, "audit": first},
+            "ratio": timings["audit"]["median_s"] / timings["forward"]["median_s"]}
