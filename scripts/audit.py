@@ -19,6 +19,7 @@ use_ynn_for_dots_only()  # before JAX starts: see cam_jax/xla_flags.py
 import argparse
 import os
 import sys
+import textwrap
 
 import jax.numpy as jnp
 import numpy as np
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         pixels = [images.denormalize(np.asarray(x[i]), model.preprocess) for i in range(min(SHOWN, x.shape[0]))]
         rows = [[(p, None, f"image {i}"), (p, np.asarray(as_is[i]), f"{args.method}, as is"),
                  (p, np.asarray(recommended[i]), "recommended")] for i, p in enumerate(pixels)]
-        overlays.grid(os.path.join(args.out, "recommended.png"), rows, advice.advice[:110])
+        overlays.grid(os.path.join(args.out, "recommended.png"), rows, "\n".join(textwrap.wrap(advice.advice, 60)))
         print(f"wrote {args.out}/report.json, report.png, recommended.png, recommended.npy")
     return 1 if report.manipulated else 0
 

@@ -124,10 +124,8 @@ TINY = {"num_classes": 4, "input_size": 64, "width": 1 / 16}
 
 @pytest.fixture(scope="module")
 def tiny():
-    """A VGG-11 trained for 120 steps on the generated shapes (with batch norm, folded), and its images."""
-    from cam_jax.audit.population import Spec, honest_model
-
-    model = honest_model(Spec("vgg11", 1 / 16, 64, 120, 1))
+    """A randomly initialised VGG-11 (the honest population holds six such) and generated images for it."""
+    model = random_model("vgg11", 1, **TINY)
     return model, audit_images(model)
 
 

@@ -5,7 +5,7 @@ CLEAN_RANGES: min and max over the 26 honest models of `scripts/audit_eval.py` (
 `python scripts/audit_eval.py --out DIR`. THRESHOLDS were chosen from the checks' definitions before
 that measurement (a constant channel or a class-invariant weight at 1e-3 of its size, a channel 10^2.5
 times the median one, a finite difference 30 % off, a parameter 10^2.5 robust deviations out) and
-sit 2 to 15 times above the honest maxima; no honest model passes one.
+sit 2.1 to 16 times above the honest maxima; no honest model passes one.
 """
 
 THRESHOLDS = {
