@@ -2,16 +2,19 @@
 
 Subpackages by concept: `models` (VGG, ResNet, any flax network cut at a layer),
 `cams` (the explanation engine and its weightings), `manipulations` (the
-paper's T1-T4, combinators, branches), `data`, `convert` (weight files and the
-checkpoint format), `evaluation` (the suite, the fused step, the tables).
+paper's T1-T4, combinators, branches), `audit` (checks that flag a manipulated model),
+`data`, `convert` (weight files and the checkpoint format), `evaluation` (the suite, the
+fused step, the tables).
 """
 
+from cam_jax import audit as audit
 from cam_jax import cams as cams
 from cam_jax import convert as convert
 from cam_jax import data as data
 from cam_jax import evaluation as evaluation
 from cam_jax import manipulations as manipulations
 from cam_jax import models as models
+from cam_jax.audit import audit_model as audit_model
 from cam_jax.cams import Explanation as Explanation
 from cam_jax.cams import cam_from_features as cam_from_features
 from cam_jax.cams import explain as explain
@@ -41,6 +44,8 @@ __all__ = [
     "Model",
     "ResNet",
     "VGG",
+    "audit",
+    "audit_model",
     "build_model",
     "cam_from_features",
     "cams",
