@@ -41,7 +41,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache", "cam_jax", "audit"),
                         help="where trained population models are kept between runs")
     parser.add_argument("--quick", action="store_true",
-                        help="two random honest models, the attacks on one of them, no fine-tuning")
+                        help="two random honest models, four kinds of attack on one of them, no fine-tuning")
     parser.add_argument("--seed", type=int, default=0, help="draws of the manipulations' constants")
     parser.add_argument("--attacked", nargs="+", default=[], metavar="W.npz",
                         help="held-out attacked weights of the bundled default (finetune_attack.py outputs)")
@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         bases = [(name, model) for name, model, trained in honest if trained][:1 if args.quick else None]
         task = progress.add_task("held-in attacks", total=len(bases), status="")
         for k, (name, model) in enumerate(bases):
-            for member in population.manipulated(name, model, args.seed * 1000 + k):
+            families = population.QUICK_FAMILIES if args.quick else None
+            for member in population.manipulated(name, model, args.seed * 1000 + k, families):
                 row = audited(member.name, "held-in", member.family, member.model)
                 progress.update(task, status=f"{member.name}: {'flagged' if row.report.manipulated else 'MISSED'}")
             progress.advance(task)

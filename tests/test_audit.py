@@ -243,7 +243,7 @@ def test_audit_command_line_exit_codes(tmp_path):
 def test_audit_eval_quick_writes_the_detector_figures(tmp_path):
     assert script("audit_eval").main(["--out", str(tmp_path), "--cache", str(tmp_path / "cache"), "--quick"]) == 0
     summary = json.loads((tmp_path / "audit_eval.json").read_text())
-    assert summary["counts"]["honest"] == 2 and summary["counts"]["held-in"] >= 6
+    assert summary["counts"]["honest"] == 2 and summary["counts"]["held-in"] >= 3
     for name in (*CHECKS, "combined"):
         entry = summary["checks"][name]
         assert {"clean_range", "held-in"} <= set(entry)
