@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     size, map_size = model.input_size, model.cam_size
-    sticker = stickers.sticker_pixels(stickers.smiley(14 if size >= 224 else 7))
+    sticker = stickers.smiley_for(size)
     objective = fooling.get(args.loss, map_size)
     batches = finetune.attack_batches(shapes.TRAIN_SEED + args.seed, args.batch_size, args.steps, size, sticker,
                                       map_size)

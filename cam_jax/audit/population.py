@@ -101,8 +101,8 @@ def accuracy(model: Model, count: int = 256) -> float:
 
 
 def sticker_for(model: Model) -> np.ndarray:
-    """The smiley sized to the model's input (14 px at 224, 7 px below): (s, s, 3) uint8."""
-    return stickers.sticker_pixels(stickers.smiley(14 if model.input_size >= 224 else 7))
+    """The smiley sized to the model's input (`stickers.smiley_for`)."""
+    return stickers.smiley_for(model.input_size)
 
 
 def stickered(model: Model, sticker: np.ndarray, count: int = 16) -> jax.Array:

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from cam_jax.audit.verdict import Report
-from cam_jax.cams.engine import Explanation
+from cam_jax.cams.engine import Explanation, backward_of, score_cotangent
 from cam_jax.cams.weightings import WEIGHTINGS
 from cam_jax.model import Model, check_images
 
@@ -32,9 +32,9 @@ class Recommendation(NamedTuple):
 @functools.partial(jax.jit, static_argnames="method")
 def _without(model: Model, images: jax.Array, keep: jax.Array, method: str) -> Explanation:
     a = model.features(images)
-    logits, head_vjp = jax.vjp(model.head, a)
-    classes = jnp.argmax(logits, -1).astype(jnp.int32)
-    (grads,) = head_vjp(jax.nn.one_hot(classes, logits.shape[-1], dtype=logits.dtype))
+    logits, backward = backward_of(model.head, a)
+    classes, dy = score_cotangent(logits)
+    (grads,) = backward(dy)
     return Explanation(logits, classes, jax.nn.relu(WEIGHTINGS[method](a * keep, grads * keep)))
 
 

@@ -46,6 +46,16 @@ def sticker_pixels(mask: np.ndarray) -> np.ndarray:
     return np.repeat((mask > 0.5)[..., None] * np.uint8(255), 3, axis=-1).astype(np.uint8)
 
 
+def smiley_for(input_size: int) -> np.ndarray:
+    """The smiley as (s, s, 3) uint8 pixels sized to an input: 14 pixels at 224 and above, 7 below.
+
+    Example:
+      >>> smiley_for(224).shape, smiley_for(64).shape
+      ((14, 14, 3), (7, 7, 3))
+    """
+    return sticker_pixels(smiley(14 if input_size >= 224 else 7))
+
+
 def sticker_corners(key: jax.Array, batch: int, image_size: int, sticker_size: int, count: int = 3) -> jax.Array:
     """(batch, count, 2) top-left (row, col) corners, uniform in [s, H - s) on both axes.
 
