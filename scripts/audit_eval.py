@@ -41,7 +41,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache", "cam_jax", "audit"),
                         help="where trained population models are kept between runs")
     parser.add_argument("--quick", action="store_true",
-                        help="two random honest models, four kinds of attack on one of them, no fine-tuning")
+                        help="two random honest models, T1 and T4 on one of them, no fine-tuning")
     parser.add_argument("--seed", type=int, default=0, help="draws of the manipulations' constants")
     parser.add_argument("--attacked", nargs="+", default=[], metavar="W.npz",
                         help="held-out attacked weights of the bundled default (finetune_attack.py outputs)")

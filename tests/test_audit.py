@@ -107,13 +107,12 @@ def test_weight_outliers_name_a_zero_filter_and_an_outlying_row():
 
 
 def test_finite_differences_agree_on_a_linear_head_and_not_on_a_modulo():
-    """A linear head: the central difference is exact, so the check reads ~0. The paper's modulo logit
-    shift: autograd says eps c_G per pixel, the function does not move."""
-    model = random_model("vgg11", 0, num_classes=4, input_size=32, width=1 / 16)
-    x = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
-    linear = model.replace(module=vgg.VGG(stages=model.module.stages, hidden=model.module.hidden, num_classes=4,
-                                          input_size=32, cam_pre_relu=False))
-    assert finite_differences.finite_differences(linear, probe(linear, x)).score < 0.05
+    """ResNet's head (a global mean and a dense layer) is linear in A: the central difference is exact up to
+    rounding, so the check reads ~0. The paper's modulo logit shift: autograd says eps c_G per pixel, the
+    function does not move."""
+    model = random_model("resnet18", 0, num_classes=4, input_size=64, width=1 / 16)
+    x = jax.random.normal(jax.random.key(0), (4, 64, 64, 3))
+    assert finite_differences.finite_differences(model, probe(model, x)).score < 0.05
     t3 = semi_random(model)
     found = finite_differences.finite_differences(t3, probe(t3, x))
     assert found.score > 0.9 and found.channel == model.features(x).shape[-1]
@@ -243,7 +242,7 @@ def test_audit_command_line_exit_codes(tmp_path):
 def test_audit_eval_quick_writes_the_detector_figures(tmp_path):
     assert script("audit_eval").main(["--out", str(tmp_path), "--cache", str(tmp_path / "cache"), "--quick"]) == 0
     summary = json.loads((tmp_path / "audit_eval.json").read_text())
-    assert summary["counts"]["honest"] == 2 and summary["counts"]["held-in"] >= 3
+    assert summary["counts"]["honest"] == 2 and summary["counts"]["held-in"] == 2
     for name in (*CHECKS, "combined"):
         entry = summary["checks"][name]
         assert {"clean_range", "held-in"} <= set(entry)
