@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from cam_jax.models.appended import AppendLayout
 from cam_jax.models.batch_norm import BN_EPS
+from cam_jax.models.conv import Conv
 
 # arch -> (bottleneck blocks?, blocks per stage)
 BLOCKS = {
@@ -54,7 +55,7 @@ class Block(nn.Module):
 
     def _conv_bn(self, x, name, features, kernel, stride, train):
         pad = kernel // 2
-        h = nn.Conv(features, (kernel, kernel), (stride, stride), padding=pad, name=name)(x)
+        h = Conv(features, (kernel, kernel), (stride, stride), padding=pad, name=name)(x)
         if self.batch_norm:
             bn = "downsample_bn" if name == "downsample" else f"bn{name[-1]}"
             h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=BN_EPS, name=bn)(h)
@@ -140,7 +141,7 @@ class ResNet(nn.Module):
                 channels = out
 
     def setup(self):
-        self.conv1 = nn.Conv(self.width, (7, 7), (2, 2), padding=3, name="conv1")
+        self.conv1 = Conv(self.width, (7, 7), (2, 2), padding=3, name="conv1")
         if self.batch_norm:
             self.bn1 = nn.BatchNorm(momentum=0.9, epsilon=BN_EPS, name="bn1")
         self.layers = [
@@ -153,7 +154,7 @@ class ResNet(nn.Module):
             raise ValueError("appended filters are a weight edit of a trained ResNet; fold its batch norm first")
         if self.appended:
             layout = self.append_layout
-            self.conv_appended = nn.Conv(self.appended, layout.window[:2], padding=layout.window[0] // 2,
+            self.conv_appended = Conv(self.appended, layout.window[:2], padding=layout.window[0] // 2,
                                          name=layout.conv)
             self.fc_appended = nn.Dense(self.num_classes, use_bias=False, name=layout.dense)
 

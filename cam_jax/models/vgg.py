@@ -20,6 +20,8 @@ import jax.numpy as jnp
 
 from cam_jax.models.appended import AppendLayout
 from cam_jax.models.batch_norm import BN_EPS
+from cam_jax.models.conv import Conv
+from cam_jax.models.pooling import max_pool_2x2
 
 # Conv widths per stage; every stage ends in a 2x2 max-pool (torchvision cfgs A/B/D/E).
 STAGES = {
@@ -36,8 +38,14 @@ STAGES = {
 }
 
 
-def max_pool_2x2(a: jax.Array) -> jax.Array:
-    """VGG's last 2x2 max-pool, (B, h, w, C) -> (B, h/2, w/2, C): what fc1 reads."""
+def head_pool(a: jax.Array) -> jax.Array:
+    """VGG's last 2x2 max-pool, (B, h, w, C) -> (B, h/2, w/2, C): what fc1 reads.
+
+    Unlike the trunk's (`max_pool_2x2`) it stays lax's reduce_window: its backward, select_and_scatter,
+    is an op XLA fuses with nothing, so dy/dA is the same array in every program and a branch
+    manipulation's channel-weighted maps stay bit for bit the original's wherever they are computed
+    (tests/test_evaluate.py). At A's size its cost does not show.
+    """
     return nn.max_pool(a, (2, 2), strides=(2, 2))
 
 
@@ -77,7 +85,7 @@ class VGG(nn.Module):
 
     def setup(self):
         self.convs = [
-            [nn.Conv(w, (3, 3), padding=1, name=f"conv{s + 1}_{i + 1}") for i, w in enumerate(stage)]
+            [Conv(w, (3, 3), padding=1, name=f"conv{s + 1}_{i + 1}") for i, w in enumerate(stage)]
             for s, stage in enumerate(self.stages)
         ]
         if self.batch_norm:
@@ -93,7 +101,7 @@ class VGG(nn.Module):
         if self.appended and self.batch_norm:
             raise ValueError("appended filters are a weight edit of a trained VGG; fold its batch norm first")
         if self.appended:
-            self.conv_appended = nn.Conv(self.appended, (3, 3), padding=1, name=f"{self.last_conv}_appended")
+            self.conv_appended = Conv(self.appended, (3, 3), padding=1, name=f"{self.last_conv}_appended")
             self.fc1_appended = nn.Dense(self.hidden, use_bias=False, name="fc1_appended")
         self.dropout = nn.Dropout(self.dropout_rate)
 
@@ -112,7 +120,7 @@ class VGG(nn.Module):
         """Appended filters sit beside the last conv and feed fc1 through the last max-pool."""
         widths = [w for stage in self.stages for w in stage]
         window = (3, 3, widths[-2] if len(widths) > 1 else 3)
-        return AppendLayout(f"{self.last_conv}_appended", window, "fc1_appended", "fc1", self.hidden, max_pool_2x2)
+        return AppendLayout(f"{self.last_conv}_appended", window, "fc1_appended", "fc1", self.hidden, head_pool)
 
     def norm_pairs(self) -> list[tuple[tuple[str], tuple[str]]]:
         """(conv, batch norm) parameter paths, for `fold_batch_norm`."""
@@ -132,7 +140,7 @@ class VGG(nn.Module):
                 # as one expression and XLA can share it between models.
                 x = jnp.concatenate([act(h), act(self.conv_appended(x))], -1) if last and self.appended else act(h)
             if s < len(self.convs) - 1:
-                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+                x = max_pool_2x2(x)
         return x
 
     def head(self, a: jax.Array, train: bool = False) -> jax.Array:
@@ -144,7 +152,7 @@ class VGG(nn.Module):
             raise ValueError(f"A must have {k + self.appended} channels for this head, got {a.shape[-1]}")
 
         def pooled(v: jax.Array) -> jax.Array:
-            return max_pool_2x2(v).reshape(v.shape[0], -1)
+            return head_pool(v).reshape(v.shape[0], -1)
 
         r = self.fcs[0](pooled(a[..., :k]))
         if self.appended:
