@@ -33,13 +33,16 @@ def _block(tree: Any) -> Any:
     return jax.tree.map(lambda x: x.block_until_ready() if hasattr(x, "block_until_ready") else x, tree)
 
 
-def interleaved(calls: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict[str, float]]:
-    """{name: {"median_s", "min_s", "times_s"}} of each zero-argument call over `repeats` interleaved rounds."""
+def interleaved(calls: dict[str, Callable[[], Any]], repeats: int, settle: bool = False) -> dict[str, dict[str, float]]:
+    """{name: {"median_s", "min_s", "times_s"}} of each zero-argument call over `repeats` interleaved rounds;
+    with `settle`, each call is run once untimed right before it is timed."""
     for call in calls.values():
         _block(call())  # warm-up
     times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
         for name, call in calls.items():
+            if settle:
+                _block(call())
             start = time.perf_counter()
             _block(call())
             times[name].append(time.perf_counter() - start)
@@ -156,8 +159,10 @@ def methods_run(model: Model, batch_size: int = 8, repeats: int = 3, methods: tu
                "integrated_gradients": {"batch_images": batch_size * 10}}
     calls: dict[str, Callable[[], Any]] = {"forward": lambda: forward(model, x)}
     weighted = [m for m in methods if m in WEIGHTINGS]
-    # Cheap calls first, each round: one timed right after a call of seconds (IG, ScoreCAM) measured
-    # up to 3x its own time on this machine.
+    # Settled: a call timed right after one of seconds (IG, ScoreCAM) measured up to 3x its own time on
+    # this machine (the forward, first in each round after the last round's IG: 0.047 s against the
+    # 0.033 s of GradCAM, which includes a forward; width 1/4, batch 2). The peers repeat each method
+    # back to back (scripts/bench_peers.py), so theirs settle by themselves.
     for name in weighted:
         calls[name] = lambda name=name: explain_many(model, x, [name])
     if weighted:
@@ -170,7 +175,7 @@ def methods_run(model: Model, batch_size: int = 8, repeats: int = 3, methods: tu
         start = time.perf_counter()
         _block(call())
         compile_s[name] = time.perf_counter() - start
-    timings = interleaved(calls, repeats)
+    timings = interleaved(calls, repeats, settle=True)
     for name in timings:
         timings[name]["first_call_s"] = compile_s[name]
 
