@@ -102,8 +102,8 @@ def test_input_space_methods_match_captum(pair):
     ig, delta = captum.IntegratedGradients(net).attribute(xt, target=classes, n_steps=50, method="gausslegendre",
                                                           return_convergence_delta=True)
     references["integrated_gradients"] = ig
-    # Measured: 2.7e-7 of the map's maximum on the VGG, 3e-7 on the ResNet. (IG on the VGG was 3.3e-4
-    # off, and needed 2e-3 here, while its loop ran XLA's generic transposed convolution; models/conv.py.)
+    # Measured: 2.7e-7 of the map's maximum on the VGG, 3e-7 on the ResNet. (IG on the VGG was 3.3e-4 off,
+    # and needed 2e-3 here, before models/conv.py and models/pooling.py; which of the two moved it is untested.)
     for name, ref in references.items():
         close(out[name].attribution, ref.detach().numpy().transpose(0, 2, 3, 1))
         close(out[name].cam, ref.detach().numpy().sum(1))

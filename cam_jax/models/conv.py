@@ -10,9 +10,10 @@ not, and the convolution falls back to a generic loop, 15x slower for a 32-chann
 as the same convolution of a kernel transposed in memory and labelled to match, so
 its transpose reads the kernel in the canonical layout wherever it runs.
 
-The value, both derivatives (forward and reverse mode, to any order) and the
-numbers are those of `lax.conv_general_dilated`; only the program XLA is handed
-differs. VGG and ResNet build their layers with `Conv` (`nn.Conv` using it); a user's
+The value and both derivatives (forward and reverse mode, to any order) are those
+of `lax.conv_general_dilated`, to the bit for unit strides; a strided convolution's
+input gradient sums in another order (1e-7 relative). Only the program XLA is
+handed differs. VGG and ResNet build their layers with `Conv` (`nn.Conv` using it); a user's
 flax module can too.
 
 Example:

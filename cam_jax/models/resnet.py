@@ -155,7 +155,7 @@ class ResNet(nn.Module):
         if self.appended:
             layout = self.append_layout
             self.conv_appended = Conv(self.appended, layout.window[:2], padding=layout.window[0] // 2,
-                                         name=layout.conv)
+                                      name=layout.conv)
             self.fc_appended = nn.Dense(self.num_classes, use_bias=False, name=layout.dense)
 
     def features(self, x: jax.Array, train: bool = False) -> jax.Array:
