@@ -94,7 +94,8 @@ def _isolated(fn: Callable[..., jax.Array], *args: jax.Array) -> jax.Array:
     return jax.lax.optimization_barrier(fn(*jax.lax.optimization_barrier(args)))
 
 
-SQUARINGS = 24  # power iteration to the 2**24th power: error (lambda_2 / lambda_1)**(2**24)
+SQUARINGS = 24  # at most: the error after k squarings is (lambda_2 / lambda_1)**(2**k)
+SETTLED = 1e-6  # a squaring that moves no entry by more than this times the largest has converged
 
 
 def top_eigenvector(m: jax.Array) -> jax.Array:
@@ -105,18 +106,37 @@ def top_eigenvector(m: jax.Array) -> jax.Array:
     holding a dozen `jnp.linalg.eigh` calls (this machine, jaxlib 0.10), which an evaluation of
     several models and targets holds. Squaring converges to the projector on the top eigenvector
     as (lambda_2 / lambda_1)**(2**k); with equal top eigenvalues it returns a unit vector of
-    their span (where any principal direction is as good as another).
+    their span (where any principal direction is as good as another). Each matrix stops once a
+    squaring leaves it where it was (`SETTLED`), which VGG-16's 196 x 196 Gram matrices reach
+    after 6 or 7 of the `SQUARINGS` (lambda_2 / lambda_1 = 0.44-0.79 measured on random weights);
+    a stopped matrix is left as it is while the others go on, so its result does not depend on
+    the batch it came in.
+
+    Example:
+      >>> v = top_eigenvector(jnp.diag(jnp.array([1.0, 3.0, 2.0]))[None])
+      >>> [round(float(e), 6) for e in v[0]]
+      [0.0, 1.0, 0.0]
     """
+    tiny = jnp.finfo(m.dtype).tiny
+
     def trace(x):
         return jnp.trace(x, axis1=-2, axis2=-1)[:, None, None]
 
-    def square(x, _):
-        x = x @ x
-        return x / jnp.maximum(trace(x), jnp.finfo(x.dtype).tiny), None
+    def unsettled(state):
+        i, _, settled = state
+        return (i < SQUARINGS) & ~settled.all()
 
-    p, _ = jax.lax.scan(square, m / jnp.maximum(trace(m), jnp.finfo(m.dtype).tiny), None, length=SQUARINGS)
+    def square(state):
+        i, p, settled = state
+        x = p @ p
+        x = x / jnp.maximum(trace(x), tiny)
+        still = jnp.abs(x - p).max(axis=(1, 2)) <= SETTLED * jnp.abs(p).max(axis=(1, 2))
+        return i + 1, jnp.where(settled[:, None, None], p, x), settled | still
+
+    start = m / jnp.maximum(trace(m), tiny)
+    _, p, _ = jax.lax.while_loop(unsettled, square, (0, start, jnp.zeros(m.shape[:1], bool)))
     column = jnp.take_along_axis(p, jnp.argmax(jnp.diagonal(p, axis1=-2, axis2=-1), -1)[:, None, None], axis=-1)[..., 0]
-    return column / jnp.maximum(jnp.linalg.norm(column, axis=-1, keepdims=True), jnp.finfo(m.dtype).tiny)
+    return column / jnp.maximum(jnp.linalg.norm(column, axis=-1, keepdims=True), tiny)
 
 
 def principal_projection(m: jax.Array) -> jax.Array:
