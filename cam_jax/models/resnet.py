@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from cam_jax.models.appended import AppendLayout
 from cam_jax.models.batch_norm import BN_EPS
 from cam_jax.models.conv import Conv
+from cam_jax.models.dense import Dense
 
 # arch -> (bottleneck blocks?, blocks per stage)
 BLOCKS = {
@@ -149,14 +150,14 @@ class ResNet(nn.Module):
                   self.bottleneck, downsample, self.batch_norm, name=name)
             for downsample, name in self._blocks()
         ]
-        self.fc = nn.Dense(self.num_classes, name="fc")
+        self.fc = Dense(self.num_classes, name="fc")
         if self.appended and self.batch_norm:
             raise ValueError("appended filters are a weight edit of a trained ResNet; fold its batch norm first")
         if self.appended:
             layout = self.append_layout
             self.conv_appended = Conv(self.appended, layout.window[:2], padding=layout.window[0] // 2,
                                       name=layout.conv)
-            self.fc_appended = nn.Dense(self.num_classes, use_bias=False, name=layout.dense)
+            self.fc_appended = Dense(self.num_classes, use_bias=False, name=layout.dense)
 
     def features(self, x: jax.Array, train: bool = False) -> jax.Array:
         """(B, H, W, 3) normalised images -> A, (B, H/32, W/32, K + appended)."""

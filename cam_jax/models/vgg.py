@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from cam_jax.models.appended import AppendLayout
 from cam_jax.models.batch_norm import BN_EPS
 from cam_jax.models.conv import Conv
+from cam_jax.models.dense import Dense
 from cam_jax.models.pooling import max_pool_2x2
 
 # Conv widths per stage; every stage ends in a 2x2 max-pool (torchvision cfgs A/B/D/E).
@@ -94,15 +95,15 @@ class VGG(nn.Module):
                 for s, stage in enumerate(self.stages)
             ]
         self.fcs = [
-            nn.Dense(self.hidden, name="fc1"),
-            nn.Dense(self.hidden, name="fc2"),
-            nn.Dense(self.num_classes, name="fc3"),
+            Dense(self.hidden, name="fc1"),
+            Dense(self.hidden, name="fc2"),
+            Dense(self.num_classes, name="fc3"),
         ]
         if self.appended and self.batch_norm:
             raise ValueError("appended filters are a weight edit of a trained VGG; fold its batch norm first")
         if self.appended:
             self.conv_appended = Conv(self.appended, (3, 3), padding=1, name=f"{self.last_conv}_appended")
-            self.fc1_appended = nn.Dense(self.hidden, use_bias=False, name="fc1_appended")
+            self.fc1_appended = Dense(self.hidden, use_bias=False, name="fc1_appended")
         self.dropout = nn.Dropout(self.dropout_rate)
 
     @property
