@@ -95,7 +95,7 @@ def _isolated(fn: Callable[..., jax.Array], *args: jax.Array) -> jax.Array:
 
 
 SQUARINGS = 24  # at most: the error after k squarings is (lambda_2 / lambda_1)**(2**k)
-SETTLED = 1e-6  # a squaring that moves no entry by more than this times the largest has converged
+SETTLED = 1e-6  # a squaring that raises trace(p @ p) by no more than this fraction has converged
 
 
 def top_eigenvector(m: jax.Array) -> jax.Array:
@@ -106,11 +106,14 @@ def top_eigenvector(m: jax.Array) -> jax.Array:
     holding a dozen `jnp.linalg.eigh` calls (this machine, jaxlib 0.10), which an evaluation of
     several models and targets holds. Squaring converges to the projector on the top eigenvector
     as (lambda_2 / lambda_1)**(2**k); with equal top eigenvalues it returns a unit vector of
-    their span (where any principal direction is as good as another). Each matrix stops once a
-    squaring leaves it where it was (`SETTLED`), which VGG-16's 196 x 196 Gram matrices reach
-    after 6 or 7 of the `SQUARINGS` (lambda_2 / lambda_1 = 0.44-0.79 measured on random weights);
-    a stopped matrix is left as it is while the others go on, so its result does not depend on
-    the batch it came in.
+    their span (where any principal direction is as good as another).
+
+    Each matrix stops once a squaring no longer raises trace(p @ p) = sum_i w_i**2, w_i the
+    weights of p's eigenvalues (summing to 1), which grows to 1 as p becomes a projector on one
+    eigenvector, by more than `SETTLED`: a scalar the normalisation computes anyway. VGG-16's
+    196 x 196 Gram matrices stop after 6 or 7 of the `SQUARINGS` (lambda_2 / lambda_1 =
+    0.44-0.79 measured on random weights). A stopped matrix is left as it is while the others
+    go on, so its result does not depend on the batch it came in.
 
     Example:
       >>> v = top_eigenvector(jnp.diag(jnp.array([1.0, 3.0, 2.0]))[None])
@@ -120,21 +123,23 @@ def top_eigenvector(m: jax.Array) -> jax.Array:
     tiny = jnp.finfo(m.dtype).tiny
 
     def trace(x):
-        return jnp.trace(x, axis1=-2, axis2=-1)[:, None, None]
+        return jnp.trace(x, axis1=-2, axis2=-1)
 
     def unsettled(state):
-        i, _, settled = state
+        i, _, _, settled = state
         return (i < SQUARINGS) & ~settled.all()
 
     def square(state):
-        i, p, settled = state
+        i, p, purity, settled = state
         x = p @ p
-        x = x / jnp.maximum(trace(x), tiny)
-        still = jnp.abs(x - p).max(axis=(1, 2)) <= SETTLED * jnp.abs(p).max(axis=(1, 2))
-        return i + 1, jnp.where(settled[:, None, None], p, x), settled | still
+        now = trace(x)  # trace(p @ p), p symmetric with trace 1
+        x = x / jnp.maximum(now, tiny)[:, None, None]
+        return (i + 1, jnp.where(settled[:, None, None], p, x), jnp.where(settled, purity, now),
+                settled | (now - purity <= SETTLED * now))
 
-    start = m / jnp.maximum(trace(m), tiny)
-    _, p, _ = jax.lax.while_loop(unsettled, square, (0, start, jnp.zeros(m.shape[:1], bool)))
+    start = m / jnp.maximum(trace(m), tiny)[:, None, None]
+    zeros = jnp.zeros(m.shape[:1], m.dtype)
+    _, p, _, _ = jax.lax.while_loop(unsettled, square, (0, start, zeros, zeros.astype(bool)))
     column = jnp.take_along_axis(p, jnp.argmax(jnp.diagonal(p, axis1=-2, axis2=-1), -1)[:, None, None], axis=-1)[..., 0]
     return column / jnp.maximum(jnp.linalg.norm(column, axis=-1, keepdims=True), tiny)
 
