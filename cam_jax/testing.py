@@ -107,6 +107,64 @@ def make_torch_vgg(stages, hidden, num_classes, input_size, seed=0):
     return net
 
 
+def torch_network(arch: str, width: float = 1.0, num_classes: int = 1000, input_size: int = 224, seed: int = 0,
+                  he_init: bool = False):
+    """(a random torch VGG or ResNet in torchvision's layout, the module whose output is A).
+
+    `he_init` redraws every conv and linear weight with He's normal init, which keeps narrow networks'
+    activations alive through all their layers (the default init lets a 1/16-wide VGG-16's die out).
+    """
+    torch = pytest.importorskip("torch")
+    from cam_jax.models.resnet import BLOCKS
+    from cam_jax.models.vgg import STAGES
+
+    if arch in STAGES:
+        stages = tuple(tuple(max(1, round(w * width)) for w in s) for s in STAGES[arch])
+        net = make_torch_vgg(stages, max(1, round(4096 * width)), num_classes, input_size, seed)
+        layer = net.features[-2]  # the last conv's ReLU, before the last max-pool
+    else:
+        bottleneck, blocks = BLOCKS[arch]
+        net = torch_resnet(blocks, bottleneck, max(1, round(64 * width)), num_classes, seed)
+        layer = net.layer4[-1]
+    if he_init:
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            for m in net.modules():
+                if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                    torch.nn.init.kaiming_normal_(m.weight)
+    return net, layer
+
+
+def grad_cam_maps(net, layer, x_nchw, methods) -> dict:
+    """pytorch-grad-cam's own maps for `methods` (its names: GradCAM, GradCAMPlusPlus, ...), raw: (B, h, w) at
+    A's resolution, before the min-max scaling and resize it applies. EigenCAM and EigenGradCAM come with
+    both signs of the principal direction, which its SVD picks arbitrarily: {name: (B, h, w) or (2, B, h, w)}.
+    """
+    from unittest import mock
+
+    import pytorch_grad_cam as gc
+    from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
+
+    torch = pytest.importorskip("torch")
+    kinds = {"gradcam": gc.GradCAM, "gradcam++": gc.GradCAMPlusPlus, "xgradcam": gc.XGradCAM,
+             "hirescam": gc.HiResCAM, "layercam": gc.LayerCAM, "eigengradcam": gc.EigenGradCAM,
+             "eigencam": gc.EigenCAM, "scorecam": gc.ScoreCAM, "ablationcam": gc.AblationCAM}
+    x = torch.as_tensor(x_nchw)
+    out = {}
+    with mock.patch("pytorch_grad_cam.base_cam.scale_cam_image", lambda cam, target_size=None: np.float32(cam)):
+        for name in methods:
+            def run(name=name):
+                return kinds[name](model=net, target_layers=[layer])(input_tensor=x, targets=None)
+            if name not in ("eigencam", "eigengradcam"):
+                out[name] = run()
+                continue
+            module = {"eigencam": "eigen_cam", "eigengradcam": "eigen_grad_cam"}[name]
+            with mock.patch(f"pytorch_grad_cam.{module}.get_2d_projection", lambda a: -get_2d_projection(a)):
+                flipped = run()
+            out[name] = np.stack([run(), flipped])
+    return out
+
+
 def torch_cam(features, head, x_nchw):
     """GradCAM with torch autograd: A = features(x) (NCHW), logits = head(A), top class, the reference map.
 
@@ -223,7 +281,7 @@ def torch_reference_maps(features, head, x_nchw, target: str = "logit", contrast
 
     The CAM formulas are pytorch-grad-cam's (its get_cam_weights / get_cam_image), written out
     here because pytorch-grad-cam imports torchvision, which does not install beside the CPU torch;
-    EigenCAM's principal direction comes from torch's SVD (ours from an eigendecomposition of the
+    EigenCAM's principal direction comes from torch's SVD (ours by repeated squaring of the
     Gram matrix), its sign fixed by the same rule. Returns {"logits", "classes", "A", method: (B, h, w)}.
     """
     torch = pytest.importorskip("torch")

@@ -19,20 +19,7 @@ import time
 import numpy as np
 import torch
 
-from cam_jax.models.resnet import BLOCKS
-from cam_jax.models.vgg import STAGES
-from cam_jax.testing import make_torch_vgg, torch_resnet
-
-
-def network(arch: str, width: float, num_classes: int, input_size: int):
-    """(net, the layer whose output is A)."""
-    if arch in STAGES:
-        stages = tuple(tuple(max(1, round(w * width)) for w in s) for s in STAGES[arch])
-        net = make_torch_vgg(stages, max(1, round(4096 * width)), num_classes, input_size)
-        return net, net.features[-2]  # the last conv's ReLU, before the last max-pool
-    bottleneck, blocks = BLOCKS[arch]
-    net = torch_resnet(blocks, bottleneck, max(1, round(64 * width)), num_classes)
-    return net, net.layer4[-1]
+from cam_jax.testing import torch_network
 
 
 def calls(library: str, net, layer, x: torch.Tensor, methods: list[str], batch_images: int) -> dict:
@@ -80,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    net, layer = network(args.arch, args.width, args.num_classes, args.input_size)
+    net, layer = torch_network(args.arch, args.width, args.num_classes, args.input_size)
     x = torch.from_numpy(np.random.default_rng(0).normal(size=(args.batch_size, 3, args.input_size,
                                                                 args.input_size)).astype(np.float32))
     timed = {"forward": lambda: net(x)}

@@ -18,14 +18,12 @@ from cam_jax import constant_flat, constant_image, convert, explain, explain_man
 from cam_jax.cams import METHODS, WEIGHTINGS, normalize
 from cam_jax.cams.input_space import smoothgrad_noise
 from cam_jax.cams.weightings import top_eigenvector
-from cam_jax.models.resnet import BLOCKS
-from cam_jax.models.vgg import STAGES
 from cam_jax.testing import (
-    make_torch_vgg,
     random_model,
+    script,
     torch_ablation_cam,
+    torch_network,
     torch_reference_maps,
-    torch_resnet,
     torch_score_cam,
 )
 
@@ -37,19 +35,15 @@ TARGETS = ["logit", "softmax", "log_softmax", "contrast_mean", "contrast"]
 def pair(request, tmp_path_factory):
     """A random torch network in torchvision's layout, its conversion, images, and its features/head split."""
     path = tmp_path_factory.mktemp(request.param) / "net.pth"
-    if request.param == "vgg16":
-        net = make_torch_vgg(tuple(tuple(w // 16 for w in s) for s in STAGES["vgg16"]), 64, 10, 64, seed=1)
-        with torch.no_grad():  # He init keeps 13 narrow layers alive
-            for layer in net.modules():
-                if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
-                    torch.nn.init.kaiming_normal_(layer.weight)
+    if request.param == "vgg16":  # He init keeps 13 narrow layers alive
+        net, _ = torch_network("vgg16", 1 / 16, 10, 64, seed=1, he_init=True)
         feats = list(net.features)
         features, rest = torch.nn.Sequential(*feats[:-1]), feats[-1]
 
         def head(a):
             return net.classifier(torch.flatten(rest(a), 1))
     else:
-        net = torch_resnet(BLOCKS["resnet18"][1], False, width=8, num_classes=10, seed=2)
+        net, _ = torch_network("resnet18", 1 / 8, 10, 64, seed=2)
         features, head = net.features, net.head
     torch.save(net.state_dict(), path)
     model, _ = convert.load_torchvision(path, input_size=64)
@@ -120,6 +114,24 @@ def test_input_space_methods_match_captum(pair):
         grads.append(xn.grad.numpy())
     smooth = explain(model, x_nhwc, "smoothgrad", key=key, samples=4)
     close(smooth.attribution, np.mean(grads, axis=0).transpose(0, 2, 3, 1))
+
+
+def test_check_grad_cam_compares_each_image_with_the_closer_sign():
+    """scripts/check_grad_cam.py's measure: per image, relative to the reference's maximum, and for the
+    principal-component methods against whichever sign of the direction is closer."""
+    differences = script("check_grad_cam").differences
+    ours = np.array([[[1.0, 0.0]], [[0.0, 2.0]]])                      # (2 images, 1, 2)
+    np.testing.assert_allclose(differences(ours, ours + [[[0.5, 0]], [[0, 0]]]), [0.5 / 1.5, 0])
+    other_sign = np.array([[[0.0, 4.0]], [[0.0, 2.0]]])               # image 0 only matches with the flip
+    np.testing.assert_allclose(differences(ours, np.stack([other_sign, ours])), [0, 0])
+
+
+def test_ours_match_pytorch_grad_cam_itself():
+    """Where pytorch-grad-cam is installed (not beside the CPU torch: it pulls torchvision), every CAM of
+    both architectures against its own maps; elsewhere the formulas restated in torch above stand in."""
+    pytest.importorskip("pytorch_grad_cam")
+    for arch in ("vgg16", "resnet18"):
+        assert script("check_grad_cam").main(["--arch", arch]) == 0, arch
 
 
 def test_gradcam_on_a_gap_linear_head_is_cam():
