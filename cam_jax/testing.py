@@ -135,26 +135,36 @@ def torch_network(arch: str, width: float = 1.0, num_classes: int = 1000, input_
     return net, layer
 
 
+# cam_jax's method names -> pytorch-grad-cam's classes (`pytorch_grad_cam.<name>`).
+GRAD_CAM_CLASSES = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "xgradcam": "XGradCAM",
+                    "hirescam": "HiResCAM", "layercam": "LayerCAM", "eigengradcam": "EigenGradCAM",
+                    "eigencam": "EigenCAM", "scorecam": "ScoreCAM", "ablationcam": "AblationCAM"}
+
+
+def grad_cam(name: str, net, layer):
+    """pytorch-grad-cam's object for cam_jax's method `name`, on `net` with A the output of `layer`."""
+    import pytorch_grad_cam
+
+    return getattr(pytorch_grad_cam, GRAD_CAM_CLASSES[name])(model=net, target_layers=[layer])
+
+
 def grad_cam_maps(net, layer, x_nchw, methods) -> dict:
-    """pytorch-grad-cam's own maps for `methods` (its names: GradCAM, GradCAMPlusPlus, ...), raw: (B, h, w) at
-    A's resolution, before the min-max scaling and resize it applies. EigenCAM and EigenGradCAM come with
-    both signs of the principal direction, which its SVD picks arbitrarily: {name: (B, h, w) or (2, B, h, w)}.
+    """pytorch-grad-cam's own maps for `methods` (cam_jax's names, `GRAD_CAM_CLASSES`), each image's top class,
+    raw: (B, h, w) at A's resolution, before the min-max scaling and resize it applies. EigenCAM and
+    EigenGradCAM come with both signs of the principal direction, which its SVD picks arbitrarily:
+    {name: (B, h, w) or (2, B, h, w)}.
     """
     from unittest import mock
 
-    import pytorch_grad_cam as gc
+    torch = pytest.importorskip("torch")
     from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
 
-    torch = pytest.importorskip("torch")
-    kinds = {"gradcam": gc.GradCAM, "gradcam++": gc.GradCAMPlusPlus, "xgradcam": gc.XGradCAM,
-             "hirescam": gc.HiResCAM, "layercam": gc.LayerCAM, "eigengradcam": gc.EigenGradCAM,
-             "eigencam": gc.EigenCAM, "scorecam": gc.ScoreCAM, "ablationcam": gc.AblationCAM}
     x = torch.as_tensor(x_nchw)
     out = {}
     with mock.patch("pytorch_grad_cam.base_cam.scale_cam_image", lambda cam, target_size=None: np.float32(cam)):
         for name in methods:
             def run(name=name):
-                return kinds[name](model=net, target_layers=[layer])(input_tensor=x, targets=None)
+                return grad_cam(name, net, layer)(input_tensor=x, targets=None)
             if name not in ("eigencam", "eigengradcam"):
                 out[name] = run()
                 continue

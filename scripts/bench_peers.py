@@ -19,21 +19,16 @@ import time
 import numpy as np
 import torch
 
-from cam_jax.testing import torch_network
+from cam_jax.testing import GRAD_CAM_CLASSES, grad_cam, torch_network
 
 
 def calls(library: str, net, layer, x: torch.Tensor, methods: list[str], batch_images: int) -> dict:
     classes = net(x).argmax(1)
     out = {}
     if library == "grad-cam":
-        import pytorch_grad_cam as gc
-
-        kinds = {"gradcam": gc.GradCAM, "gradcam++": gc.GradCAMPlusPlus, "xgradcam": gc.XGradCAM,
-                 "hirescam": gc.HiResCAM, "layercam": gc.LayerCAM, "eigengradcam": gc.EigenGradCAM,
-                 "eigencam": gc.EigenCAM, "scorecam": gc.ScoreCAM, "ablationcam": gc.AblationCAM}
         for name in methods:
-            if name in kinds:
-                cam = kinds[name](model=net, target_layers=[layer])
+            if name in GRAD_CAM_CLASSES:
+                cam = grad_cam(name, net, layer)
                 cam.batch_size = batch_images
                 out[name] = lambda cam=cam: cam(input_tensor=x, targets=None)
         return out

@@ -36,6 +36,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from cam_jax.models.tangents import bilinear_tangent
+
 
 class _Conv(NamedTuple):
     """Every argument of `lax.conv_general_dilated` but the two arrays, hashable (a static argument)."""
@@ -89,13 +91,12 @@ def _conv_jvp(spec: _Conv, primals, tangents):
     lhs, rhs = primals
     d_lhs, d_rhs = tangents
     out = spec(lhs, rhs)
-    terms = []
-    if not isinstance(d_lhs, jax.custom_derivatives.SymbolicZero):
+
+    def lhs_term(d):
         transposed, kernel = spec.kernel_transposed(rhs)
-        terms.append(transposed(d_lhs, kernel))
-    if not isinstance(d_rhs, jax.custom_derivatives.SymbolicZero):
-        terms.append(spec(lhs, d_rhs))
-    return out, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(out)
+        return transposed(d, kernel)
+
+    return out, bilinear_tangent(out, d_lhs, lhs_term, d_rhs, lambda d: spec(lhs, d))
 
 
 # `nn.Conv` computing with `conv_general_dilated`: the same parameters, names and numbers.

@@ -34,8 +34,9 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 from jax import lax
+
+from cam_jax.models.tangents import bilinear_tangent
 
 ROWS = range(2, 65)  # the rows N for which the input gradient is written W ct^T (measured above)
 
@@ -66,16 +67,13 @@ def _dense_jvp(precision, preferred_element_type, primals, tangents):
     x, w = primals
     dx, dw = tangents
     out = _product(precision, preferred_element_type, x, w)
-    terms = []
-    if not isinstance(dx, jax.custom_derivatives.SymbolicZero):
-        # (W^T dx^T)^T: its transpose is W ct^T (in, N), then the barrier, then the transposition.
-        rows = dx.reshape(-1, dx.shape[-1]).T
-        t = lax.dot_general(w.T, lax.optimization_barrier(rows), (((1,), (0,)), ((), ())), precision,
-                            preferred_element_type)
-        terms.append(t.T.reshape(out.shape))
-    if not isinstance(dw, jax.custom_derivatives.SymbolicZero):
-        terms.append(_product(precision, preferred_element_type, x, dw))
-    return out, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(out)
+
+    def x_term(d):  # (W^T d^T)^T: its transpose is W ct^T (in, N), then the barrier, then the transposition
+        rows = lax.optimization_barrier(d.reshape(-1, d.shape[-1]).T)
+        t = lax.dot_general(w.T, rows, (((1,), (0,)), ((), ())), precision, preferred_element_type)
+        return t.T.reshape(out.shape)
+
+    return out, bilinear_tangent(out, dx, x_term, dw, partial(_product, precision, preferred_element_type, x))
 
 
 # `nn.Dense` computing with `dot_general`: the same parameters, names and numbers.
