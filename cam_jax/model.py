@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -28,9 +29,13 @@ class Model:
     batch norm into their convolutions and leave it empty.
 
     `preprocess` names how the weights expect images normalised ("torchvision"
-    or "caffe", `cam_jax.images.normalize`); loading reads it from the weight
+    or "caffe", `cam_jax.data.images.normalize`); loading reads it from the weight
     file and every manipulation keeps it, so what depends on the input's scale
     (T4's sticker detector) cannot disagree with the data.
+
+    A module may also define the optional methods a wrapper needs (`split`, `stock`,
+    `describe` and the attribute `appended`, below); nothing outside a wrapper's own
+    package inspects what it wraps.
     """
 
     module: nn.Module = struct.field(pytree_node=False)
@@ -72,8 +77,57 @@ class Model:
 
     @property
     def appended(self) -> int:
-        """The last channels of A that a manipulation appended (0 for a model as trained)."""
+        """Channels a wrapper appended to A (the module's `appended`, else 0): explanations weigh them as a
+        block of their own, so the channels before them are weighed by the expression that explains the base."""
         return getattr(self.module, "appended", 0)
+
+    def split(self) -> Split | None:
+        """`Split(base, branch, g)` when the module extends a base by one channel A^{K+1} = branch(x) and a
+        scalar g(A^{K+1}) added to every logit (its optional method `split(variables)`); else None.
+
+        An explanation can then run the base's own head and backward and add the branch's: the base's
+        block of dS/dA comes from the very expression that explains the base.
+        """
+        split = getattr(self.module, "split", None)
+        if split is None:
+            return None
+        module, variables, branch, g = split(self.variables)
+        base = self.replace(module=module, params=variables["params"],
+                            collections={k: v for k, v in variables.items() if k != "params"})
+        return Split(base, branch, g)
+
+    def stock(self) -> Model:
+        """This function as a weight file of a stock architecture stores it (the module's optional
+        `stock(params) -> (module, params)`; the model itself when it has none)."""
+        stock = getattr(self.module, "stock", None)
+        if stock is None:
+            return self
+        module, params = stock(self.params)
+        return self.replace(module=module, params=params)
+
+    def describe(self) -> tuple[str, ...]:
+        """One line per wrapper around the stock network, outermost first (the module's optional
+        `describe(channels)`, channels being A's count); empty for a stock network."""
+        describe = getattr(self.module, "describe", None)
+        if describe is None:
+            return ()
+        channels = jax.eval_shape(self.features, jax.ShapeDtypeStruct((1, self.input_size, self.input_size, 3),
+                                                                      jnp.float32)).shape[-1]
+        return tuple(describe(channels))
+
+
+class Split(NamedTuple):
+    """A model as a base extended by a branch: A = [A_base, branch(x)], y = y_base + g(A^{K+1}).
+
+    Attributes:
+      base: the `Model` extended.
+      branch: x (B, H, W, 3) -> (B, h, w), the appended channel.
+      g: (B, h, w) -> (B,), added to every logit.
+    """
+
+    base: Model
+    branch: Callable[[jax.Array], jax.Array]
+    g: Callable[[jax.Array], jax.Array]
 
 
 def check_images(images: Any, input_size: int) -> None:

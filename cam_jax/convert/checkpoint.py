@@ -71,8 +71,10 @@ def save(path: str | os.PathLike, model: Model, **meta: Any) -> None:
     """Write `model` (a plain registered architecture), its preprocessing and `meta` (e.g. source_sha256) to `path`.
 
     Written to a temporary file beside `path` and moved into place, so a failure
-    never leaves a half-written file. `arch` defaults to the module's arch name.
+    never leaves a half-written file. `arch` defaults to the module's arch name. A model whose
+    manipulation a stock architecture can hold (`Model.stock`: the paper's T1/T2) is saved as that.
     """
+    model = model.stock()
     if meta.setdefault("preprocess", model.preprocess) != model.preprocess:
         raise ValueError(f"meta says preprocess {meta['preprocess']!r} but the model expects {model.preprocess!r}")
     family = registry.family_of(model.module)
@@ -94,7 +96,6 @@ def module_from_header(meta: dict[str, Any], source: str) -> Any:
             hidden=meta["hidden"],
             num_classes=meta["num_classes"],
             input_size=meta["input_size"],
-            appended=meta.get("appended", 0),  # files from before T1/T2 models could be saved lack it
         )
     raise ValueError(f"{source}: unknown format {meta.get('format')!r}, expected {FORMAT!r}")
 
@@ -122,6 +123,24 @@ def check_archive(path: str) -> None:
                              "(a decompression bomb?), refused")
 
 
+def _merge_appended(module: Any, params: dict, appended: Any, path: str) -> tuple[Any, dict]:
+    """A file of the format before the paper's T1/T2 edit moved out of the architectures: a VGG with
+    `appended` filters kept apart (`<last conv>_appended`, `fc1_appended`), read as the stock VGG with
+    them merged into its last conv and fc1 (the same function)."""
+    if not isinstance(module, VGG) or isinstance(appended, bool) or not isinstance(appended, int) or appended < 0:
+        raise ValueError(f"{path}: 'appended' {appended!r} on {type(module).__name__}: only VGG files held "
+                         "appended filters")
+    names = (f"{module.last_conv}_appended", "fc1_appended")
+    missing = [n for n in names if n not in params]
+    if missing:
+        raise ValueError(f"{path}: the header says {appended} appended filters but {missing[0]} is missing")
+    conv, rows = params.pop(names[0]), params.pop(names[1])
+    try:
+        return module.widened(params, conv, rows["kernel"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: appended filters that do not fit {module.last_conv} and fc1 ({err})") from err
+
+
 def load(path: str | os.PathLike) -> tuple[Model, dict[str, Any]]:
     """Read a file written by `save`; returns the model and its metadata.
 
@@ -142,8 +161,12 @@ def load(path: str | os.PathLike) -> tuple[Model, dict[str, Any]]:
     if META_KEY not in arrays:
         raise ValueError(f"{path} has no {META_KEY} entry: not written by cam_jax.checkpoint.save")
     meta = json.loads(str(arrays.pop(META_KEY)))
+    fields = meta.get("config") if meta.get("format") == FORMAT else meta
+    appended = fields.pop("appended", 0) if isinstance(fields, dict) else 0
     module = module_from_header(meta, path)
     params = traverse_util.unflatten_dict({tuple(k.split("/")): v for k, v in arrays.items()})
+    if appended:
+        module, params = _merge_appended(module, params, appended, path)
     check_params(params, module, path)
     params = jax.tree.map(jax.numpy.asarray, params)
     return Model(module, params, preprocess=meta.get("preprocess", "torchvision")), meta

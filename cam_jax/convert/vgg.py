@@ -16,6 +16,7 @@ import numpy as np
 
 from cam_jax.convert.checkpoint import check_params
 from cam_jax.model import Model
+from cam_jax.models.batch_norm import BN_EPS, fold
 from cam_jax.models.vgg import STAGES, VGG
 
 # Conv layer count -> torchvision depth name.
@@ -74,7 +75,6 @@ def infer_arch(n_convs: int, arch: str | None, source: str) -> str:
 
 
 BATCH_NORM_LEAVES = ("weight", "bias", "running_mean", "running_var")
-BATCH_NORM_EPS = 1e-5  # torch.nn.BatchNorm2d's default, as torchvision's vgg*_bn use it
 
 
 def _after(prefix: str) -> str:
@@ -84,9 +84,11 @@ def _after(prefix: str) -> str:
 
 
 def _fold(w: np.ndarray, b: np.ndarray, norm: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """A conv (OIHW weight w, bias b) followed by eval-mode batch norm, as one conv."""
-    scale = norm["weight"] / np.sqrt(norm["running_var"] + BATCH_NORM_EPS)
-    return w * scale[:, None, None, None], (b - norm["running_mean"]) * scale + norm["bias"]
+    """A conv (OIHW weight w, bias b) followed by eval-mode batch norm, as one conv (`batch_norm.fold`
+    with the output channels last)."""
+    kernel, bias = fold(np.moveaxis(w, 0, -1), b, norm["weight"], norm["bias"], norm["running_mean"],
+                        norm["running_var"], BN_EPS)
+    return np.moveaxis(kernel, -1, 0), bias
 
 
 def from_state_dict(

@@ -8,8 +8,12 @@ of it, and distractor strokes share the object's palette.
 
 from __future__ import annotations
 
+import concurrent.futures
+from collections.abc import Iterator
+
 import numpy as np
 
+from cam_jax.data import images
 from cam_jax.data.batch import Batch, Loader
 
 CLASSES = ("disk", "square", "triangle", "plus")
@@ -94,3 +98,19 @@ def batch(seed: int, indices, size: int = 224) -> Batch:
 def loader(size: int = 224, seed: int = TEST_SEED) -> Loader:
     """Generated test images at `size`, masks included."""
     return lambda indices: batch(seed, indices, size)
+
+
+def training_batches(seed: int, batch_size: int, steps: int, size: int = 224
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Normalised generated batches for `steps` steps, the next one rendered in a thread meanwhile."""
+    def render(k):
+        b = batch(seed, range(k * batch_size, (k + 1) * batch_size), size)
+        return images.normalize(b.pixels), b.labels
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(render, 0)
+        for k in range(steps):
+            ready = pending.result()
+            if k + 1 < steps:
+                pending = pool.submit(render, k + 1)
+            yield ready

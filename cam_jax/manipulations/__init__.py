@@ -1,7 +1,5 @@
-"""Manipulations: pure model-to-model functions that make explanations lie (the paper's T1-T4).
-
-Combinators and branches build them; `chain` composes them.
-"""
+"""Manipulations: pure model-to-model functions that make explanations lie (the paper's T1-T4),
+the combinators and branches they are built from, `chain`, and attacks by fine-tuning."""
 
 from cam_jax.manipulations.compose import Manipulation as Manipulation
 from cam_jax.manipulations.compose import chain as chain
@@ -12,10 +10,12 @@ from cam_jax.manipulations.paper import detector_params as detector_params
 from cam_jax.manipulations.paper import injected_map as injected_map
 from cam_jax.manipulations.paper import semi_random as semi_random
 from cam_jax.manipulations.paper import sticker_backdoor as sticker_backdoor
+from cam_jax.manipulations.weight_edit import AppendedFilters as AppendedFilters
 from cam_jax.manipulations.weight_edit import append_filter as append_filter
 
 __all__ = [
     "DETECTOR_TOLERANCE",
+    "AppendedFilters",
     "Manipulation",
     "append_filter",
     "chain",

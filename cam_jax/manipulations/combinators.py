@@ -1,9 +1,13 @@
 """Branch combinators: small modules that wrap a model's module and add one path.
 
-Each wraps `base` (any module with `features`/`head`) and keeps that interface,
-so GradCAM explains the result unchanged and wrappers nest. The parameters of
-a wrapper are `{"base": <base params>, <branch name>: <branch params>}`; the
-base's own parameter tree is reused as it is, never copied or modified.
+Each wraps `base` (any module with `features`/`head`) and keeps that interface, so every
+explanation works on the result unchanged and wrappers nest. `wrap` and `unwrap` own the
+parameter nesting: a wrapper's variables are `{"base": <base's>, <its own>...}`, every
+collection nested the same way, and the base's tree is reused as it is, never copied.
+
+A wrapper answers for itself what other packages need to know about it (the optional
+methods of the `Model` protocol): `split` (T3, T4 and the exact T1/T2 are a base plus a
+branch), `describe` (a line per wrapper) and `stock` (its weight edits merged).
 
 References:
   paper.md section 3 and Figure 2 (the branches of T2-T4).
@@ -11,15 +15,39 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from cam_jax.model import Model
 
+BASE = "base"  # where a wrapper keeps its base's variables
+
+
+def wrap(base: Model, module: nn.Module, params: dict[str, Any]) -> Model:
+    """`base` wrapped by `module` (whose `base` field is `base.module`): the base's variables nest under
+    "base", every collection alike, beside the wrapper's own `params`."""
+    collections = {key: {BASE: value} for key, value in base.collections.items()}
+    return base.replace(module=module, params={BASE: base.params, **params}, collections=collections)
+
+
+def unwrap(variables: dict[str, Any]) -> dict[str, Any]:
+    """A wrapper's variables -> its base's (the inverse of `wrap`'s nesting)."""
+    return {key: value[BASE] for key, value in variables.items()}
+
+
+def base_of(model: Model) -> Model:
+    """The model a wrapped `model` wraps."""
+    variables = unwrap(model.variables)
+    return model.replace(module=model.module.base, params=variables.pop("params"), collections=variables)
+
 
 class Wrapper(nn.Module):
-    """Base class: delegates the shape attributes of the wrapped module."""
+    """Base class: delegates the shape attributes of the wrapped module and answers the protocol's
+    `describe` and `stock` by adding its own part to its base's."""
 
     base: nn.Module
 
@@ -42,18 +70,42 @@ class Wrapper(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.head(self.features(x))
 
+    def line(self, channels: int) -> str:
+        """What this wrapper does, for a model whose A has `channels` channels."""
+        return type(self).__name__
 
-class AppendChannel(Wrapper):
-    """A_n = [A_o, branch(x)]: a (K+1)th channel that does not reach the base head.
+    def base_channels(self, channels: int) -> int:
+        """The channels of the base's A, when this wrapper's A has `channels`."""
+        return channels - (self.appended - getattr(self.base, "appended", 0))
 
-    Equivalent to the paper's zero filter with W_n = 0, but the original conv
-    and first FC layer keep their shapes, so their results are bit-identical.
+    def describe(self, channels: int) -> tuple[str, ...]:
+        """One line per wrapper, outermost first (`Model.describe`)."""
+        inner = getattr(self.base, "describe", None)
+        return (self.line(channels), *(inner(self.base_channels(channels)) if inner else ()))
+
+    def stock(self, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+        """This wrapper over its base's stock form (`Model.stock`)."""
+        inner = getattr(self.base, "stock", None)
+        if inner is None:
+            return self, params
+        module, base_params = inner(params[BASE])
+        return self.clone(base=module), {**params, BASE: base_params}
+
+
+class AppendedBranch(Wrapper):
+    """A_n = [A_o, branch(x)], y_n = y_o + g(A_n^{K+1}): a (K+1)th channel that the base head never sees,
+    and a scalar of it added to every logit (T3, T4 and the exact T1/T2).
+
+    Equivalent to the paper's zero filter with W_n = 0, but the original conv and first FC layer keep
+    their shapes, so their results are bit-identical.
 
     Attributes:
-      branch: x (B, H, W, 3) -> (B, h, w) map.
+      branch: x (B, H, W, 3) -> (B, h, w) map; parameters "branch".
+      g: (B, h, w) -> (B,) scalar per image; parameters "g".
     """
 
     branch: nn.Module
+    g: nn.Module
 
     @property
     def appended(self) -> int:
@@ -63,14 +115,31 @@ class AppendChannel(Wrapper):
         return jnp.concatenate([self.base.features(x), self.branch(x)[..., None]], axis=-1)
 
     def head(self, a: jax.Array) -> jax.Array:
-        return self.base.head(a[..., :-1])
+        return self.base.head(a[..., :-1]) + self.g(a[..., -1])[:, None]
+
+    def split(self, variables: dict[str, Any]) -> tuple[nn.Module, dict[str, Any], Callable, Callable]:
+        """(base module, base variables, branch, g) (`Model.split`)."""
+        params = variables["params"]
+
+        def branch(x):
+            return self.branch.apply({"params": params["branch"]}, x)
+
+        def g(v):
+            return self.g.apply({"params": params["g"]}, v)
+
+        return self.base, unwrap(variables), branch, g
+
+    def line(self, channels: int) -> str:
+        k = channels - 1
+        return (f"{type(self).__name__}: A[..., {k}] = {type(self.branch).__name__}(x), "
+                f"g = {type(self.g).__name__}(A[..., {k}]) added to every logit")
 
 
 class AddToChannel(Wrapper):
     """A_n^{K+1} = A_o^{K+1} + branch(x): adds a map to the last channel (T2).
 
     Attributes:
-      branch: x (B, H, W, 3) -> (B, h, w) map.
+      branch: x (B, H, W, 3) -> (B, h, w) map; parameters "branch".
     """
 
     branch: nn.Module
@@ -82,21 +151,8 @@ class AddToChannel(Wrapper):
     def head(self, a: jax.Array) -> jax.Array:
         return self.base.head(a)
 
-
-class LogitBranch(Wrapper):
-    """y_n = y_o + 1 g(A^{K+1}): a scalar of the last channel added to every logit.
-
-    Attributes:
-      g: (B, h, w) -> (B,) scalar per image.
-    """
-
-    g: nn.Module
-
-    def features(self, x: jax.Array) -> jax.Array:
-        return self.base.features(x)
-
-    def head(self, a: jax.Array) -> jax.Array:
-        return self.base.head(a) + self.g(a[..., -1])[:, None]
+    def line(self, channels: int) -> str:
+        return f"{type(self).__name__}: A[..., {channels - 1}] += {type(self.branch).__name__}(x)"
 
 
 # Constants live in the parameter tree, not in module fields, so that new constants
@@ -131,35 +187,3 @@ class OffsetSum(nn.Module):
         scale = self.param("scale", nn.initializers.ones, ())
         reference = self.param("reference", nn.initializers.zeros, (self.size, self.size))
         return scale * (v - reference).sum(axis=(-2, -1))
-
-
-def logit_branch(model: Model):
-    """(base `Model`, branch x -> (B, h, w), g (B, h, w) -> (B,)) when `model.module` is
-    LogitBranch(AppendChannel(base, branch), g) (T3, T4, the exact T1/T2); else None.
-
-    Such a model's A is [A_base, branch(x)] and its logits y_base + g(branch(x)): an explanation can
-    take the base's head and backward as they are and add the branch's.
-    """
-    module, params = model.module, model.params
-    if not (isinstance(module, LogitBranch) and isinstance(module.base, AppendChannel)):
-        return None
-    inner = params["base"]
-
-    def branch(x):
-        return module.base.branch.apply({"params": inner["branch"]}, x)
-
-    def g(v):
-        return module.g.apply({"params": params["g"]}, v)
-
-    # Wrapping nests every collection under "base" (`paper._wrap`), once per combinator.
-    collections = {key: value["base"]["base"] for key, value in model.collections.items()}
-    return model.replace(module=module.base.base, params=inner["base"], collections=collections), branch, g
-
-
-def branch_of(model: Model, original: Model):
-    """(branch, g) of `logit_branch` when its base is `original` itself (the same module and the same
-    params object): an evaluation can reuse the original's forward and head; else None."""
-    parts = logit_branch(model)
-    if parts is None or parts[0].module != original.module or parts[0].params is not original.params:
-        return None
-    return parts[1:]

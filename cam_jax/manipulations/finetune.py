@@ -19,12 +19,11 @@ import numpy as np
 import optax
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from cam_jax.cams.engine import head_backward, score_cotangent
+from cam_jax.cams.core import gradients
 from cam_jax.cams.maps import normalize
 from cam_jax.cams.weightings import apply, grad_cam
-from cam_jax.data import images, shapes
-from cam_jax.manipulations import stickers
-from cam_jax.manipulations.fooling import Batch, Fooling, Views
+from cam_jax.data import images, shapes, stickers
+from cam_jax.manipulations.fooling import AttackBatch, Fooling, Views
 from cam_jax.model import Model
 
 KEEPS = ("labels", "logits")
@@ -33,10 +32,8 @@ KEEPS = ("labels", "logits")
 def gradcam_before_relu(model: Model) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """(x (B, H, W, 3), classes (B,)) -> (B, h, w) sum_k alpha_k A^k of `model`, before GradCAM's ReLU."""
     def before(x, classes):
-        a = model.features(x)
-        logits, backward = head_backward(model, a)
-        _, dy = score_cotangent(logits, classes)
-        return apply(grad_cam, a, backward(dy))
+        g = gradients(model, x, classes)
+        return apply(grad_cam, g.a, g.grads)
 
     return before
 
@@ -48,13 +45,13 @@ def gradcam_view(model: Model) -> Callable[[jax.Array, jax.Array], jax.Array]:
 
 
 def objective(original: Model, fooling: Fooling, lam: float = 1.0, keep: str = "labels"
-              ) -> Callable[[object, Batch], tuple[jax.Array, dict[str, jax.Array]]]:
+              ) -> Callable[[object, AttackBatch], tuple[jax.Array, dict[str, jax.Array]]]:
     """(params, batch) -> (keep + lam * (fooling + blank), {"keep", "fooling", "blank", "accuracy"}) for a
     model of `original`'s architecture; the original's maps and logits are constants (no gradient).
 
     "blank" keeps the lie visible: a GradCAM map that is all zero after its ReLU satisfies most fooling
     losses (nothing left on the object, nothing on the original's top pixels) but shows nothing, which
-    a user sees at once (measured: 78 % of the top-k attack's maps without it). It is the mean of
+    a user sees at once. It is the mean of
     relu(1 - peak / the original's peak), the peak of the map before the ReLU, whose gradient lives
     also where the map after it is zero.
     """
@@ -65,7 +62,7 @@ def objective(original: Model, fooling: Fooling, lam: float = 1.0, keep: str = "
     frozen = gradcam_view(original)
     frozen_before = gradcam_before_relu(original)
 
-    def loss(params, batch: Batch):
+    def loss(params, batch: AttackBatch):
         tuned = original.replace(params=params)
         logits = tuned(batch.x)
         if keep == "labels":
@@ -86,7 +83,7 @@ def objective(original: Model, fooling: Fooling, lam: float = 1.0, keep: str = "
 
 def finetune(
     model: Model,
-    batches: Iterable[Batch],
+    batches: Iterable[AttackBatch],
     fooling: Fooling,
     optimizer: optax.GradientTransformation,
     steps: int,
@@ -99,7 +96,7 @@ def finetune(
 
     Args:
       model: any `Model` (the original: its maps and logits are the reference).
-      batches: at least `steps` `Batch`es (`attack_batches` makes them from the generated shapes).
+      batches: at least `steps` `AttackBatch`es (`attack_batches` makes them from the generated shapes).
       fooling: the explanation objective (`fooling.get(name, model.cam_size)`).
       optimizer: any optax transformation.
       lam: weight of the fooling loss.
@@ -141,18 +138,18 @@ def finetune(
 
 
 def batch_of(pixels: np.ndarray, labels: np.ndarray, indices: np.ndarray, seed: int, sticker: np.ndarray,
-             map_size: int) -> Batch:
-    """A `Batch` from uint8 images (B, H, W, 3): normalised, stickered by (seed, index)
+             map_size: int) -> AttackBatch:
+    """An `AttackBatch` from uint8 images (B, H, W, 3): normalised, stickered by (seed, index)
     (`stickers.paste_by_index`), each sticker mask averaged down to (map_size, map_size)."""
     pasted, masks = stickers.paste_by_index(pixels, indices, seed, sticker)
     b = pixels.shape[0]
     cover = jax.image.resize(jnp.asarray(masks, jnp.float32), (b, map_size, map_size), "linear", antialias=True)
-    return Batch(jnp.asarray(images.normalize(pixels)), jnp.asarray(labels, jnp.int32),
+    return AttackBatch(jnp.asarray(images.normalize(pixels)), jnp.asarray(labels, jnp.int32),
                  jnp.asarray(images.normalize(pasted)), jnp.clip(cover, 0, 1))
 
 
 def attack_batches(seed: int, batch_size: int, steps: int, size: int, sticker: np.ndarray, map_size: int
-                   ) -> Iterator[Batch]:
+                   ) -> Iterator[AttackBatch]:
     """`steps` batches of generated shapes (stream `seed`), `batch_size` each, at `size` pixels."""
     for k in range(steps):
         indices = np.arange(k * batch_size, (k + 1) * batch_size)

@@ -23,10 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cam_jax.manipulations.stickers import smiley_target
+from cam_jax.data.stickers import smiley_target
 
 
-class Batch(NamedTuple):
+class AttackBatch(NamedTuple):
     """What an attack trains and is measured on.
 
     Attributes:
@@ -50,10 +50,10 @@ class Views(NamedTuple):
 
 
 class Fooling(NamedTuple):
-    """loss: (Views, Batch) -> scalar to minimise; fooled: (Views, Batch) -> (B,) bool per image."""
+    """loss: (Views, AttackBatch) -> scalar to minimise; fooled: (Views, AttackBatch) -> (B,) bool per image."""
 
-    loss: Callable[[Views, Batch], jax.Array]
-    fooled: Callable[[Views, Batch], jax.Array]
+    loss: Callable[[Views, AttackBatch], jax.Array]
+    fooled: Callable[[Views, AttackBatch], jax.Array]
 
 
 def border_mask(size: int, width: int | None = None) -> np.ndarray:
@@ -154,7 +154,7 @@ def target_map(size: int, target: np.ndarray | None = None) -> Fooling:
 
 def backdoor(faithful: float = 0.1) -> Fooling:
     """Lie only when a sticker is present, as the paper's T4 but learned: on stickered images the map
-    goes to the stickers (`Batch.sticker_maps`), on clean ones it stays the original's. Fooled: the
+    goes to the stickers (`AttackBatch.sticker_maps`), on clean ones it stays the original's. Fooled: the
     stickered map's peak is on a sticker and the clean map is within `faithful` (mean |.| per
     pixel) of the original's."""
     def loss(v, b):

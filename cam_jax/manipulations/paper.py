@@ -24,31 +24,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cam_jax.data import images
-from cam_jax.manipulations import branches, combinators, stickers
+from cam_jax.data import images, stickers
+from cam_jax.manipulations import branches, combinators
 from cam_jax.manipulations.weight_edit import append_filter, check_constant, check_shift, dtype_of, pooled_sum
 from cam_jax.model import Model
-
-
-def _wrap(combinator: type, base: Model, name: str, branch, branch_params) -> Model:
-    """`combinator(base, branch)`: the base's variables nest under "base", every collection alike."""
-    collections = {key: {"base": value} for key, value in base.collections.items()}
-    return base.replace(module=combinator(base.module, branch), params={"base": base.params, name: branch_params},
-                        collections=collections)
 
 
 def _scalar(value: float, model: Model) -> jax.Array:
     return jnp.asarray(value, dtype_of(model))
 
 
-def _exact_constant_channel(model: Model, target: jax.Array, scale: float, c_W: float) -> Model:
-    """Exact T1/T2: append the channel scale*target, and add c_W * sum(A^{K+1} - scale*target)
+def _exact_constant_channel(model: Model, image: jax.Array, scale: float, c_W: float) -> Model:
+    """Exact T1/T2: append the channel scale*image, and add c_W * sum(A^{K+1} - scale*image)
     (exactly 0) to every logit, so y_n == y_o bit for bit while dy/dA^{K+1} = c_W."""
     size = model.cam_size
-    value = (scale * target).astype(dtype_of(model))
-    appended = _wrap(combinators.AppendChannel, model, "branch", branches.ConstantMap(size), {"map": value})
+    value = (scale * image).astype(dtype_of(model))
     g_params = {"scale": _scalar(c_W, model), "reference": value}
-    return _wrap(combinators.LogitBranch, appended, "g", combinators.OffsetSum(size), g_params)
+    return _with(model, branches.ConstantMap(size), {"map": value}, combinators.OffsetSum(size), g_params)
 
 
 def constant_flat(model: Model, *, c_A: float = 100.0, c_W: float = 100.0, exact: bool = False) -> Model:
@@ -63,7 +55,7 @@ def constant_flat(model: Model, *, c_A: float = 100.0, c_W: float = 100.0, exact
     `exact=True`: the channel is appended beside A and reaches the logits through
     c_W * sum(A^{K+1} - c_A), which is exactly 0: logits are bit-identical and
     dy^c/dA^{K+1} = c_W > 0 for every class, at the price of an extra branch in
-    the architecture (the paper's version is a stock VGG with 513 filters).
+    the architecture (the paper's version is a stock VGG with 513 filters: `Model.stock()`).
     """
     check_constant("c_A", c_A, dtype_of(model))
     check_constant("c_W", c_W, dtype_of(model))
@@ -77,50 +69,55 @@ def constant_flat(model: Model, *, c_A: float = 100.0, c_W: float = 100.0, exact
     return append_filter(model, bias=c_A, fc_weight=c_W, fc_bias_shift=shift)
 
 
-def _target(target, size: int) -> np.ndarray:
+def _image(image, size: int) -> np.ndarray:
     # numpy, not jnp: the checks need concrete values also when called inside `jit`.
-    target = stickers.smiley_target(size) if target is None else target
-    target = np.asarray(target, np.float32)
-    if target.shape != (size, size):
-        raise ValueError(f"target must be ({size}, {size}) to match A, got {target.shape}")
-    if not np.isfinite(target).all() or target.min() < 0 or target.max() <= 0:
-        raise ValueError("target must be finite, non-negative and not all zero")
-    return target
+    image = stickers.smiley_target(size) if image is None else image
+    image = np.asarray(image, np.float32)
+    if image.shape != (size, size):
+        raise ValueError(f"image must be ({size}, {size}) to match A, got {image.shape}")
+    if not np.isfinite(image).all() or image.min() < 0 or image.max() <= 0:
+        raise ValueError("image must be finite, non-negative and not all zero")
+    return image
 
 
 def constant_image(
-    model: Model, target=None, *, c_I: float = 100.0, c_W: float = 10.0, exact: bool = False
+    model: Model, image=None, *, c_I: float = 100.0, c_W: float = 10.0, exact: bool = False
 ) -> Model:
-    """T2: GradCAM shows `target` (default: the smiley) for every input.
+    """T2: GradCAM shows `image` (the paper's I_T; default: the smiley) for every input.
 
     Args:
       model: a plain VGG or ResNet (paper) or any model (exact).
-      target: (h, w) non-negative map at A's resolution (14x14 for VGG-16 at 224).
-      c_I: scale of the target written into A^{K+1}.
+      image: (h, w) non-negative map at A's resolution (14x14 for VGG-16 at 224).
+      c_I: scale of the image written into A^{K+1}.
       c_W: W_n; the first dense layer's biases drop by c_W * S_Z, S_Z the sum of the
-        pooled c_I target (max-pooled 2x2 in VGG, its mean after ResNet's global mean).
+        pooled c_I image (max-pooled 2x2 in VGG, its mean after ResNet's global mean).
       exact: as in `constant_flat`.
     """
-    target = _target(target, model.cam_size)
+    image = _image(image, model.cam_size)
     dtype = dtype_of(model)
-    check_constant("c_I", c_I * float(target.max()), dtype)
+    check_constant("c_I", c_I * float(image.max()), dtype)
     check_constant("c_W", c_W, dtype)
     if exact:
-        return _exact_constant_channel(model, target, c_I, c_W)
-    shift = c_W * pooled_sum(model, c_I * target)
+        return _exact_constant_channel(model, image, c_I, c_W)
+    shift = c_W * pooled_sum(model, c_I * image)
     check_shift("c_W * S_Z", shift, dtype)
     base = append_filter(model, bias=0.0, fc_weight=c_W, fc_bias_shift=shift)
-    branch = branches.ConstantMap(model.cam_size)
-    return _wrap(combinators.AddToChannel, base, "branch", branch, {"map": (c_I * target).astype(dtype)})
+    module = combinators.AddToChannel(base.module, branches.ConstantMap(model.cam_size))
+    return combinators.wrap(base, module, {"branch": {"map": (c_I * image).astype(dtype)}})
 
 
 def _with_branch(model: Model, branch, branch_params, eps: float, c_G: float) -> Model:
     """T3/T4: A^{K+1} = branch(x) (W_n = 0, b_n = b_o) and y_n = y_o + G(A^{K+1})."""
     check_constant("eps", eps, dtype_of(model))
     check_constant("c_G", c_G, dtype_of(model))
-    appended = _wrap(combinators.AppendChannel, model, "branch", branch, branch_params)
     g_params = {"eps": _scalar(eps, model), "c_G": _scalar(c_G, model)}
-    return _wrap(combinators.LogitBranch, appended, "g", combinators.ModuloShift(), g_params)
+    return _with(model, branch, branch_params, combinators.ModuloShift(), g_params)
+
+
+def _with(model: Model, branch, branch_params, g, g_params) -> Model:
+    """`AppendedBranch(model, branch, g)` with its parameters."""
+    module = combinators.AppendedBranch(model.module, branch, g)
+    return combinators.wrap(model, module, {"branch": branch_params, "g": g_params})
 
 
 def _pools(model: Model) -> int:
@@ -187,7 +184,7 @@ def detector_params(sticker: np.ndarray, preprocess: str = "torchvision",
         which a patch counts as the sticker (r > 0).
 
     Example:
-      >>> from cam_jax.manipulations import stickers
+      >>> from cam_jax.data import stickers
       >>> p = detector_params(stickers.sticker_pixels(stickers.smiley()))["detector"]
       >>> p["kernel"].shape, p["bias"].shape
       ((14, 14, 6, 1), (1,))

@@ -2,18 +2,13 @@
 
 T3's random CNN (3 -> 6 -> 1 channels, 6x6 kernels) and T4's sticker detector
 (3 -> 1 channel, 14x14 kernel) run at the full 224x224 resolution. With so few
-channels XLA's CPU convolution cannot use its matrix kernels well: T4's
-detector took 0.15 s for 8 images, as long as VGG-16's whole head. Folding
+channels XLA's CPU convolution cannot use its matrix kernels well. Folding
 b x b blocks of pixels into channels turns the same convolution into one with
 b*b*C inputs, b*b*F outputs and a ceil-sized kernel. Every output is the same
 sum of the same products, only in another order.
 
-The block is b = 2 by default. Measured on this project's 2-core CPU, 8 images at
-224x224: T3's 3->6 conv 0.055 -> 0.012 s, its 6->1 conv 0.051 -> 0.015 s, T4's
-detector 0.153 -> 0.041 s. b = 4 runs the detector in 0.016 s, but XLA then
-accumulates longer chains: the rounding error of the paper's matched-filter
-detector at a sticker grew from 2e-4 to 2.6e-3 (against float64), while b = 2
-gave 1.6e-4.
+The block is b = 2 by default: larger blocks run faster but accumulate longer
+chains, whose rounding grows (docs/BENCHMARKS.md).
 
 Derivation (one axis, stride 1): out[b i + r] = sum_t x[b i + r + t] K[t]. With
 X[j, q] = x[b j + q], that is sum_{m, q} X[i + m, q] K[b m + q - r], a

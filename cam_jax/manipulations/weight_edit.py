@@ -1,20 +1,31 @@
-"""Weight edits: the paper's T1/T2 as a stock network with appended filters, and the constant checks.
+"""Weight edits: the paper's T1/T2 as a stock network with filters appended to the layer A comes from.
 
-The edit appends a (K+1)th filter to the layer that computes A and wires its
-pooled map into the head's first dense layer, whose bias shifts to cancel it.
-Where the filters go is the architecture's `append_layout`
-(`cam_jax.models.appended`): VGG's conv5_3 and fc1 (N_Z = 49 pooled cells
-at 224), ResNet's last block and fc after the global mean (N_Z = 1).
+The edit appends filters to the last conv and wires their pooled maps into the head's first dense
+layer, whose bias shifts to cancel them. `AppendedFilters` computes that widened network from the
+stock one without copying it (VGG-16's fc1 is 411 MB): the new filters and their dense rows are
+parameters of their own, read through the structure every architecture exposes (`trunk`,
+`last_activation`, `last_conv_window`, `dense_input`, `first_dense`, `first_dense_layer`,
+`after_first_dense`). VGG's conv5_3 and fc1 (N_Z = 49 pooled cells at 224); ResNet's last block
+and fc after the global mean (N_Z = 1). `Model.stock()` merges the filters into the stock
+architecture where it can widen (a VGG), as a weight file holds it.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cam_jax.manipulations.combinators import BASE, Wrapper, base_of, wrap
 from cam_jax.model import Model
-from cam_jax.models.appended import AppendLayout
+from cam_jax.models.conv import Conv
+from cam_jax.models.dense import Dense
+
+STRUCTURE = ("trunk", "last_activation", "last_conv_window", "dense_input", "first_dense", "first_dense_layer",
+             "after_first_dense")
 
 
 def dtype_of(model: Model) -> np.dtype:
@@ -58,15 +69,65 @@ def check_shift(name: str, shift: float, dtype: np.dtype) -> None:
             f"({MAX_SHIFT_SPACING / 2:g}); use smaller constants, float32 parameters or exact=True")
 
 
-def require_appendable(model: Model, what: str) -> AppendLayout:
-    """The layout of a plain registered architecture that supports appended filters."""
-    layout = getattr(type(model.module), "append_layout", None)
-    if not isinstance(layout, property):
+class AppendedFilters(Wrapper):
+    """The stock network with `count` more filters in the layer A comes from: A = [A_o, act(conv(h))], h
+    the last conv's input, and the first dense layer reading their pooled maps through rows of its own.
+
+    Parameters: "filters" (kernel (*last_conv_window, count), bias (count,)) and "rows" (kernel
+    (cells * count, units), rows in (row, column, filter) order of the pooled maps).
+    """
+
+    count: int
+
+    @property
+    def appended(self) -> int:
+        return getattr(self.base, "appended", 0) + self.count
+
+    def setup(self):
+        kh, kw, _ = self.base.last_conv_window
+        self.filters = Conv(self.count, (kh, kw), padding=kh // 2)
+        self.rows = Dense(self.base.first_dense[1], use_bias=False)
+
+    def features(self, x: jax.Array) -> jax.Array:
+        a, h = self.base.trunk(x)
+        # Each block activated on its own, so that A[..., :K] is the original's A as one expression and
+        # XLA can share it between models.
+        return jnp.concatenate([a, self.base.last_activation(self.filters(h))], axis=-1)
+
+    def head(self, a: jax.Array) -> jax.Array:
+        k = a.shape[-1] - self.count
+        rows = self.rows(self.base.dense_input(a[..., k:]))
+        return self.base.after_first_dense(self.base.first_dense_layer(self.base.dense_input(a[..., :k])) + rows)
+
+    def line(self, channels: int) -> str:
+        first = channels - self.count
+        return (f"{type(self.base).__name__}: A[..., {first}:{channels}] from {self.count} filter(s) appended to "
+                "its last conv")
+
+    def stock(self, params: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+        """The widened stock network, where the base can widen its last conv (a VGG); else the wrapper."""
+        widened = getattr(self.base, "widened", None)
+        if widened is None:
+            return super().stock(params)
+        return widened(params[BASE], params["filters"], params["rows"]["kernel"])
+
+
+def _stock_base(model: Model, what: str) -> tuple[Model, dict | None, dict | None]:
+    """(the stock model an edit applies to, its appended filters and rows so far, or None)."""
+    if isinstance(model.module, AppendedFilters):
+        return base_of(model), model.params["filters"], model.params["rows"]
+    if not all(hasattr(model.module, name) for name in STRUCTURE):
         raise ValueError(
             f"{what} edits the weights of a plain VGG or ResNet, but this model is {type(model.module).__name__}; "
             "apply weight-editing manipulations first and branch combinators after"
         )
-    return model.module.append_layout
+    return model, None, None
+
+
+def _cells(module: Any) -> int:
+    """How many pooled cells of one channel of A the first dense layer reads (N_Z for a constant map)."""
+    a = jax.ShapeDtypeStruct((1, module.cam_size, module.cam_size, 1), jnp.float32)
+    return int(jax.eval_shape(lambda a: module.apply({}, a, method="dense_input"), a).shape[-1])
 
 
 def pooled_sum(model: Model, value: np.ndarray) -> float:
@@ -75,19 +136,19 @@ def pooled_sum(model: Model, value: np.ndarray) -> float:
     For a constant map c that is c N_Z (N_Z = 49 pooled cells in VGG-16 at 224, 1
     after ResNet's global mean).
     """
-    layout = require_appendable(model, "pooled_sum")
+    base, _, _ = _stock_base(model, "pooled_sum")
     with jax.ensure_compile_time_eval():  # a constant, also when called inside jit
-        return float(np.asarray(layout.pool(jnp.asarray(value, jnp.float32)[None, ..., None])).sum())
+        pooled = base.module.apply({}, jnp.asarray(value, jnp.float32)[None, ..., None], method="dense_input")
+        return float(np.asarray(pooled).sum())
 
 
 def append_filter(model: Model, *, bias: float, fc_weight: float, fc_bias_shift: float) -> Model:
     """Weight edit (T1/T2): a (K+1)th filter in the layer A comes from, wired into the first dense layer.
 
-    The filter's kernel is zero and its bias `bias`; its pooled map enters every
-    unit of the first dense layer with weight `fc_weight`, whose biases drop by
-    `fc_bias_shift`. The result is the stock network with K+1 filters, stored as
-    `appended=n+1`: the new filter and its dense weights are parameters of their
-    own and every original array except that layer's bias is shared, not copied.
+    The filter's kernel is zero and its bias `bias`; its pooled map enters every unit of the first
+    dense layer with weight `fc_weight`, whose biases drop by `fc_bias_shift`. The result is the
+    stock network with K+1 filters (`AppendedFilters`): every original array except that layer's
+    bias is shared, not copied.
 
     Args:
       model: a plain VGG or ResNet `Model` (it may already carry appended filters).
@@ -95,25 +156,20 @@ def append_filter(model: Model, *, bias: float, fc_weight: float, fc_bias_shift:
       fc_weight: W_n, every entry (c_W).
       fc_bias_shift: subtracted from b_o (c_A c_W N_Z for T1, c_W S_Z for T2).
     """
-    layout = require_appendable(model, "append_filter")
+    base, filters, rows = _stock_base(model, "append_filter")
     dtype = dtype_of(model)
     for name, value in (("bias", bias), ("fc_weight", fc_weight), ("fc_bias_shift", fc_bias_shift)):
         check_constant(name, value, dtype, positive=False)
-    n, width = model.module.appended, layout.width
-    side = int(np.asarray(jax.eval_shape(layout.pool, jax.ShapeDtypeStruct(
-        (1, model.cam_size, model.cam_size, 1), jnp.float32)).shape[1]))
-    # Filters appended before, or none yet: the new one goes after them.
-    conv = model.params.get(layout.conv, {"kernel": jnp.zeros((*layout.window, 0), dtype),
-                                          "bias": jnp.zeros((0,), dtype)})
-    dense = model.params.get(layout.dense, {"kernel": jnp.zeros((0, width), dtype)})["kernel"]
-    dense = jnp.concatenate([dense.reshape(side, side, n, width),
-                             jnp.full((side, side, 1, width), fc_weight, dtype)], axis=2)
-    first = model.params[layout.dense_bias]
-    params = {
-        **model.params,
-        layout.conv: {"kernel": jnp.concatenate([conv["kernel"], jnp.zeros((*layout.window, 1), dtype)], -1),
-                      "bias": jnp.append(conv["bias"], jnp.asarray(bias, dtype))},
-        layout.dense_bias: {**first, "bias": first["bias"] - jnp.asarray(fc_bias_shift, dtype)},
-        layout.dense: {"kernel": dense.reshape(-1, width)},
-    }
-    return model.replace(module=model.module.clone(appended=n + 1), params=params)
+    window = base.module.last_conv_window
+    name, units = base.module.first_dense
+    cells, n = _cells(base.module), 0 if filters is None else filters["bias"].shape[0]
+    filters = filters or {"kernel": jnp.zeros((*window, 0), dtype), "bias": jnp.zeros((0,), dtype)}
+    dense = (rows or {"kernel": jnp.zeros((0, units), dtype)})["kernel"]
+    dense = jnp.concatenate([dense.reshape(cells, n, units), jnp.full((cells, 1, units), fc_weight, dtype)], axis=1)
+    first = base.params[name]
+    shifted = base.replace(params={**base.params, name: {**first, "bias": first["bias"] - jnp.asarray(fc_bias_shift,
+                                                                                                     dtype)}})
+    own = {"filters": {"kernel": jnp.concatenate([filters["kernel"], jnp.zeros((*window, 1), dtype)], -1),
+                       "bias": jnp.append(filters["bias"], jnp.asarray(bias, dtype))},
+           "rows": {"kernel": dense.reshape(cells * (n + 1), units)}}
+    return wrap(shifted, AppendedFilters(base.module, n + 1), own)

@@ -5,8 +5,7 @@ relabels the kernel's input and output dimensions (`01io` read as `01oi`) instea
 of transposing it. At the top level of a program XLA's CPU backend transposes the
 kernel back into the layout its fast convolution needs; inside a while loop
 (`lax.map`, which SmoothGrad and Integrated Gradients use to bound memory) it does
-not, and the convolution falls back to a generic loop, 15x slower for a 32-channel
-3x3 convolution at 112x112. Here the tangent with respect to the input is written
+not, and the convolution falls back to a generic loop, many times slower. Here the tangent with respect to the input is written
 as the same convolution of a kernel transposed in memory and labelled to match, so
 its transpose reads the kernel in the canonical layout wherever it runs.
 

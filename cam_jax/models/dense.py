@@ -3,15 +3,13 @@
 The gradient of y = x W (x (N, in), W (in, out)) with respect to x is ct W^T, an (N, in)
 product. For a few rows XLA's CPU backend (jaxlib 0.10, YNNPACK dots) runs that product at
 half the speed of the same numbers computed as W ct^T, an (in, N) product transposed
-afterwards: VGG-16's fc1 (25088 x 4096, 411 MB) at 8 rows took 34.5 ms against 16.6 ms,
-where reading the kernel alone takes 14 ms (this machine, each timed alone). That backward
-is nearly all that GradCAM adds to VGG-16's forward. Here the tangent with respect to x
+afterwards, which runs at memory speed (docs/BENCHMARKS.md). That backward is nearly all that
+GradCAM adds to VGG-16's forward. Here the tangent with respect to x
 is written so that its transpose is W ct^T, held apart from the transposition by an
 optimisation barrier so that XLA does not fold the two back into ct W^T.
 
 Only for 2 to 64 rows (`ROWS`): one row is a matrix-vector product XLA already runs at
-memory speed (14 ms, against 227 ms written W ct^T), and from 96 rows on the two forms
-took the same time or W ct^T more (0.22 s against 0.19 s at 256). The value, the kernel's
+memory speed, and from 96 rows on the other form is no faster. The value, the kernel's
 gradient and forward-mode derivatives are those of `lax.dot_general`; the input gradient
 sums in another order (1e-6 relative). VGG and ResNet build their dense layers with
 `Dense` (`nn.Dense` using it).
@@ -38,7 +36,7 @@ from jax import lax
 
 from cam_jax.models.tangents import bilinear_tangent
 
-ROWS = range(2, 65)  # the rows N for which the input gradient is written W ct^T (measured above)
+ROWS = range(2, 65)  # the rows N for which the input gradient is written W ct^T (docs/BENCHMARKS.md)
 
 
 def dot_general(lhs: jax.Array, rhs: jax.Array, dimension_numbers, precision=None,

@@ -18,9 +18,7 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
-from cam_jax.models.appended import AppendLayout
 from cam_jax.models.batch_norm import BN_EPS
 from cam_jax.models.conv import Conv
 from cam_jax.models.dense import Dense
@@ -44,8 +42,7 @@ def global_mean(a: jax.Array) -> jax.Array:
 class Block(nn.Module):
     """torchvision's BasicBlock (two 3x3 convs) or Bottleneck (1x1, 3x3 with the stride, 1x1).
 
-    `__call__` returns (output after the residual ReLU, the input of the last conv):
-    the second is where appended filters read (`ResNet.append_layout`).
+    `__call__` returns (output after the residual ReLU, the input of its last conv).
     """
 
     width: int
@@ -87,10 +84,6 @@ class ResNet(nn.Module):
       input_size: side of the square input in pixels, divisible by 32.
       batch_norm: conv -> BatchNorm as torchvision, for training only:
         `fold_batch_norm` turns the result into the plain network.
-      appended: filters appended beside the last block's last conv by a weight
-        edit (the paper's T1/T2 on a global-average-pool head): A gains
-        ReLU(conv_appended(h)) channels with no residual, and the head reads
-        them through `fc_appended`.
     """
 
     blocks: Sequence[int] = (3, 4, 6, 3)
@@ -99,7 +92,6 @@ class ResNet(nn.Module):
     num_classes: int = 1000
     input_size: int = 224
     batch_norm: bool = False
-    appended: int = 0
 
     @property
     def cam_size(self) -> int:
@@ -112,11 +104,15 @@ class ResNet(nn.Module):
         return self.width * 2 ** (len(self.blocks) - 1) * (EXPANSION if self.bottleneck else 1)
 
     @property
-    def append_layout(self) -> AppendLayout:
-        """Appended filters read the last conv's input and feed fc through the global mean (N_Z = 1)."""
+    def last_conv_window(self) -> tuple[int, int, int]:
+        """(kh, kw, C_in) of the last block's last conv."""
         last = self.width * 2 ** (len(self.blocks) - 1)
-        window = (1, 1, last) if self.bottleneck else (3, 3, last)
-        return AppendLayout("conv_appended", window, "fc_appended", "fc", self.num_classes, global_mean)
+        return (1, 1, last) if self.bottleneck else (3, 3, last)
+
+    @property
+    def first_dense(self) -> tuple[str, int]:
+        """(name, units) of the head's first (and only) dense layer."""
+        return "fc", self.num_classes
 
     def block_names(self) -> list[str]:
         return [f"layer{s + 1}_{i}" for s, n in enumerate(self.blocks) for i in range(n)]
@@ -151,36 +147,42 @@ class ResNet(nn.Module):
             for downsample, name in self._blocks()
         ]
         self.fc = Dense(self.num_classes, name="fc")
-        if self.appended and self.batch_norm:
-            raise ValueError("appended filters are a weight edit of a trained ResNet; fold its batch norm first")
-        if self.appended:
-            layout = self.append_layout
-            self.conv_appended = Conv(self.appended, layout.window[:2], padding=layout.window[0] // 2,
-                                      name=layout.conv)
-            self.fc_appended = Dense(self.num_classes, use_bias=False, name=layout.dense)
 
-    def features(self, x: jax.Array, train: bool = False) -> jax.Array:
-        """(B, H, W, 3) normalised images -> A, (B, H/32, W/32, K + appended)."""
+    def trunk(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
+        """(B, H, W, 3) normalised images -> (A (B, H/32, W/32, K), the input of the last block's last conv)."""
         x = self.conv1(x)
         if self.batch_norm:
             x = self.bn1(x, use_running_average=not train)
         x = nn.max_pool(nn.relu(x), (3, 3), (2, 2), padding=((1, 1), (1, 1)))
         for block in self.layers:
             x, last_in = block(x, train)
-        if self.appended:
-            # Each block activated on its own, so that A[..., :K] is the original's A as one expression.
-            x = jnp.concatenate([x, nn.relu(self.conv_appended(last_in))], axis=-1)
-        return x
+        return x, last_in
+
+    def last_activation(self, z: jax.Array) -> jax.Array:
+        """What a block's last conv output passes through to become A (after the residual sum): ReLU."""
+        return nn.relu(z)
+
+    def features(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """(B, H, W, 3) normalised images -> A, (B, H/32, W/32, K)."""
+        return self.trunk(x, train)[0]
+
+    def dense_input(self, a: jax.Array) -> jax.Array:
+        """A (B, h, w, C) -> (B, C): the global average pool the fc layer reads, for any number of channels."""
+        return global_mean(a).reshape(a.shape[0], -1)
+
+    def first_dense_layer(self, z: jax.Array) -> jax.Array:
+        """fc: `dense_input(A)` (B, K) -> logits (B, num_classes)."""
+        return self.fc(z)
+
+    def after_first_dense(self, r: jax.Array, train: bool = False) -> jax.Array:
+        """The head after its first dense layer: fc is the last, so the logits are its output."""
+        return r
 
     def head(self, a: jax.Array, train: bool = False) -> jax.Array:
-        """A, (B, h, w, K + appended) -> logits (B, num_classes): global average pool, fc."""
-        k = self.channels
-        if a.shape[-1] != k + self.appended:
-            raise ValueError(f"A must have {k + self.appended} channels for this head, got {a.shape[-1]}")
-        logits = self.fc(global_mean(a[..., :k]).reshape(a.shape[0], -1))
-        if self.appended:
-            logits = logits + self.fc_appended(global_mean(a[..., k:]).reshape(a.shape[0], -1))
-        return logits
+        """A, (B, h, w, K) -> logits (B, num_classes): global average pool, fc."""
+        if a.shape[-1] != self.channels:
+            raise ValueError(f"A must have {self.channels} channels for this head, got {a.shape[-1]}")
+        return self.after_first_dense(self.first_dense_layer(self.dense_input(a)), train)
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         return self.head(self.features(x, train=train), train=train)

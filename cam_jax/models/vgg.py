@@ -18,7 +18,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cam_jax.models.appended import AppendLayout
 from cam_jax.models.batch_norm import BN_EPS
 from cam_jax.models.conv import Conv
 from cam_jax.models.dense import Dense
@@ -67,12 +66,6 @@ class VGG(nn.Module):
         when `train=True` is passed to `head`.
       batch_norm: conv -> BatchNorm -> ReLU as torchvision's `vgg16_bn`; for
         training only: `fold_batch_norm` turns the result into a plain VGG.
-      appended: filters appended to the last conv by a weight edit (the paper's
-        T1/T2, `manipulate.append_filter`). The network is the VGG whose last conv
-        has K + appended filters, but the new filters and their first-FC weights
-        are separate parameters (`<last conv>_appended`, `fc1_appended`), so the
-        original arrays are shared rather than copied (fc1 is 411 MB in VGG-16)
-        and a jitted computation over both models can share their work.
     """
 
     stages: Sequence[Sequence[int]] = STAGES["vgg16"]
@@ -82,7 +75,6 @@ class VGG(nn.Module):
     cam_pre_relu: bool = False
     dropout_rate: float = 0.5
     batch_norm: bool = False
-    appended: int = 0
 
     def setup(self):
         self.convs = [
@@ -99,11 +91,6 @@ class VGG(nn.Module):
             Dense(self.hidden, name="fc2"),
             Dense(self.num_classes, name="fc3"),
         ]
-        if self.appended and self.batch_norm:
-            raise ValueError("appended filters are a weight edit of a trained VGG; fold its batch norm first")
-        if self.appended:
-            self.conv_appended = Conv(self.appended, (3, 3), padding=1, name=f"{self.last_conv}_appended")
-            self.fc1_appended = Dense(self.hidden, use_bias=False, name="fc1_appended")
         self.dropout = nn.Dropout(self.dropout_rate)
 
     @property
@@ -117,53 +104,97 @@ class VGG(nn.Module):
         return self.input_size // 2 ** (len(self.stages) - 1)
 
     @property
-    def append_layout(self) -> AppendLayout:
-        """Appended filters sit beside the last conv and feed fc1 through the last max-pool."""
+    def last_conv_window(self) -> tuple[int, int, int]:
+        """(kh, kw, C_in) of the last conv's kernel."""
         widths = [w for stage in self.stages for w in stage]
-        window = (3, 3, widths[-2] if len(widths) > 1 else 3)
-        return AppendLayout(f"{self.last_conv}_appended", window, "fc1_appended", "fc1", self.hidden, head_pool)
+        return 3, 3, widths[-2] if len(widths) > 1 else 3
+
+    @property
+    def first_dense(self) -> tuple[str, int]:
+        """(name, units) of the head's first dense layer."""
+        return "fc1", self.hidden
 
     def norm_pairs(self) -> list[tuple[tuple[str], tuple[str]]]:
         """(conv, batch norm) parameter paths, for `fold_batch_norm`."""
         return [((f"conv{s + 1}_{i + 1}",), (f"bn{s + 1}_{i + 1}",))
                 for s, stage in enumerate(self.stages) for i in range(len(stage))]
 
-    def features(self, x: jax.Array, train: bool = False) -> jax.Array:
-        """(B, H, W, 3) normalised images -> A, (B, h, w, K + appended) last conv map."""
+    def trunk(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
+        """(B, H, W, 3) normalised images -> (A (B, h, w, K), the last conv's input (B, h, w, C_in))."""
         for s, stage in enumerate(self.convs):
             for i, conv in enumerate(stage):
                 last = s == len(self.convs) - 1 and i == len(stage) - 1
-                act = (lambda v: v) if last and self.cam_pre_relu else nn.relu
                 h = conv(x)
                 if self.batch_norm:
                     h = self.norms[s][i](h, use_running_average=not train)
-                # Each block activated on its own, so that A[..., :K] is the original's A
-                # as one expression and XLA can share it between models.
-                x = jnp.concatenate([act(h), act(self.conv_appended(x))], -1) if last and self.appended else act(h)
-            if s < len(self.convs) - 1:
-                x = max_pool_2x2(x)
-        return x
+                if last:
+                    return self.last_activation(h), x
+                x = nn.relu(h)
+            x = max_pool_2x2(x)
+        raise ValueError("a VGG needs at least one conv")
 
-    def head(self, a: jax.Array, train: bool = False) -> jax.Array:
-        """A, (B, h, w, K + appended) -> logits (B, num_classes): last pool, flatten, classifier."""
+    def last_activation(self, z: jax.Array) -> jax.Array:
+        """What the last conv's output passes through to become A: its ReLU, or nothing with `cam_pre_relu`."""
+        return z if self.cam_pre_relu else nn.relu(z)
+
+    def features(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """(B, H, W, 3) normalised images -> A, (B, h, w, K) last conv map."""
+        return self.trunk(x, train)[0]
+
+    def dense_input(self, a: jax.Array) -> jax.Array:
+        """A (B, h, w, C) -> (B, (h/2) (w/2) C): what the first dense layer reads (the last pool, flattened
+        in (row, column, channel) order), for any number of channels."""
         if self.cam_pre_relu:
             a = nn.relu(a)
-        k = self.stages[-1][-1]
-        if a.shape[-1] != k + self.appended:
-            raise ValueError(f"A must have {k + self.appended} channels for this head, got {a.shape[-1]}")
+        return head_pool(a).reshape(a.shape[0], -1)
 
-        def pooled(v: jax.Array) -> jax.Array:
-            return head_pool(v).reshape(v.shape[0], -1)
+    def first_dense_layer(self, z: jax.Array) -> jax.Array:
+        """fc1: `dense_input(A)` (B, n) -> its output before the ReLU (B, hidden)."""
+        return self.fcs[0](z)
 
-        r = self.fcs[0](pooled(a[..., :k]))
-        if self.appended:
-            r = r + self.fc1_appended(pooled(a[..., k:]))
+    def after_first_dense(self, r: jax.Array, train: bool = False) -> jax.Array:
+        """The head after its first dense layer: fc1's output r (B, hidden) -> logits (B, num_classes)."""
         for fc in self.fcs[1:]:
             r = fc(self.dropout(nn.relu(r), deterministic=not train))
         return r
 
+    def head(self, a: jax.Array, train: bool = False) -> jax.Array:
+        """A, (B, h, w, K) -> logits (B, num_classes): last pool, flatten, classifier."""
+        k = self.stages[-1][-1]
+        if a.shape[-1] != k:
+            raise ValueError(f"A must have {k} channels for this head, got {a.shape[-1]}")
+        return self.after_first_dense(self.first_dense_layer(self.dense_input(a)), train)
+
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         return self.head(self.features(x, train=train), train=train)
+
+    def widened(self, params: dict, conv: dict, rows: jax.Array) -> tuple[VGG, dict]:
+        """(module, params) with n more filters in the last conv and fc1's inputs from them.
+
+        Args:
+          conv: {"kernel": (kh, kw, C_in, n), "bias": (n,)}, the new filters.
+          rows: (side * side * n, hidden), fc1's weights from their pooled maps, rows in (row, column,
+            filter) order.
+
+        Example:
+          >>> module = build("vgg11", num_classes=4, input_size=32, width=1 / 64)
+          >>> from cam_jax.models.init import init_params
+          >>> kernel, bias = jnp.zeros((3, 3, 8, 1)), jnp.ones((1,))
+          >>> new = {"kernel": kernel, "bias": bias}
+          >>> wide, params = module.widened(init_params(module, 0), new, jnp.zeros((1, 64)))
+          >>> wide.stages[-1], params["fc1"]["kernel"].shape
+          ((8, 9), (9, 64))
+        """
+        k, n = self.stages[-1][-1], conv["kernel"].shape[-1]
+        fc1 = params["fc1"]["kernel"]
+        side = round((fc1.shape[0] // k) ** 0.5)
+        kernel = jnp.concatenate([fc1.reshape(side, side, k, -1), rows.reshape(side, side, n, -1)], axis=2)
+        last = params[self.last_conv]
+        widened = {key: jnp.concatenate([last[key], conv[key]], -1) for key in ("kernel", "bias")}
+        wide = {**params, self.last_conv: widened,
+                "fc1": {**params["fc1"], "kernel": kernel.reshape(side * side * (k + n), -1)}}
+        stages = (*self.stages[:-1], (*self.stages[-1][:-1], k + n))
+        return self.clone(stages=stages), wide
 
 
 def build(
@@ -205,28 +236,3 @@ def arch_name(module: VGG) -> str | None:
     """"vgg11" ... "vgg19" from the number of convs per stage (any width), None if none fits."""
     counts = tuple(len(stage) for stage in module.stages)
     return next((arch for arch, stages in STAGES.items() if tuple(map(len, stages)) == counts), None)
-
-
-def merge_appended(module: VGG, params: dict) -> tuple[VGG, dict]:
-    """(module, params) of the stock VGG whose last conv has K + appended filters: the same function
-    in the layout a weight file from elsewhere has (the paper's T1/T2 as an attacker ships them).
-
-    Example:
-      >>> module = build("vgg11", num_classes=4, input_size=32, width=1 / 64).clone(appended=1)
-      >>> from cam_jax.models.init import init_params
-      >>> stock, params = merge_appended(module, init_params(module, 0))
-      >>> stock.stages[-1], stock.appended, sorted(params)[-3:]
-      ((8, 9), 0, ['fc1', 'fc2', 'fc3'])
-    """
-    if not module.appended:
-        return module, params
-    layout, k, n = module.append_layout, module.stages[-1][-1], module.appended
-    conv, extra = params[module.last_conv], params[layout.conv]
-    fc1, rows = params["fc1"]["kernel"], params[layout.dense]["kernel"]
-    side = round((fc1.shape[0] // k) ** 0.5)  # the pooled map is side x side, rows in (row, column, channel) order
-    kernel = jnp.concatenate([fc1.reshape(side, side, k, -1), rows.reshape(side, side, n, -1)], axis=2)
-    merged = {name: value for name, value in params.items() if name not in (layout.conv, layout.dense)}
-    merged[module.last_conv] = {key: jnp.concatenate([conv[key], extra[key]], axis=-1) for key in ("kernel", "bias")}
-    merged["fc1"] = {**params["fc1"], "kernel": kernel.reshape(side * side * (k + n), -1)}
-    stages = (*module.stages[:-1], (*module.stages[-1][:-1], k + n))
-    return module.clone(stages=stages, appended=0), merged
