@@ -1,61 +1,97 @@
-"""One entry point for every explanation method: `explain` (one method) and `explain_many` (several, one pass).
+"""One registry of explanation methods, and `explain` / `explain_many` / `gradcam` that run them.
 
-Methods by name, as `scripts/explain.py --method` spells them:
-- gradient-weighted CAMs and EigenCAM (`cam_jax.cams.weightings`): all requested ones share one
-  forward and one head backward;
-- forward-only CAMs (`cam_jax.cams.perturbation`): "scorecam", "ablationcam";
-- input-space attributions (`cam_jax.cams.input_space`): "saliency", "gradient_x_input",
-  "smoothgrad", "integrated_gradients".
+A method is one of three kinds, by what it needs:
+- "weighting": a function (A, dS/dA) -> map (`cam_jax.cams.weightings`); every requested one shares
+  one forward and one head backward (`core.gradients`);
+- "head": maps for several targets from A, the logits and the head alone (AblationCAM);
+- "model": the model and the images (ScoreCAM, the input-space attributions).
+Its options are the keyword arguments its function takes beyond those every method of its kind
+takes, read from the signature: a new method is its function plus one line in `METHODS`.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+import inspect
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 
 from cam_jax.cams import input_space, perturbation, targets
-from cam_jax.cams.engine import Explanation, cams_from_backward, head_backward
-from cam_jax.cams.weightings import WEIGHTINGS
+from cam_jax.cams.core import Explanation, gradients
+from cam_jax.cams.weightings import WEIGHTINGS, Weighting, apply, grad_cam
 from cam_jax.model import Model, check_classes, check_images
 
-OTHERS = {
-    "scorecam": perturbation.score_cam,
-    "ablationcam": perturbation.ablation_cam,
-    "saliency": input_space.saliency,
-    "gradient_x_input": input_space.gradient_x_input,
-    "smoothgrad": input_space.smoothgrad,
-    "integrated_gradients": input_space.integrated_gradients,
+# The leading arguments every function of a kind takes; the rest of its signature are its options.
+FIXED = {"weighting": 2, "head": 5, "model": 4}
+
+
+class Method(NamedTuple):
+    """An explanation method: its kind (FIXED's keys), its function and its options (keyword names)."""
+
+    kind: str
+    fn: Callable
+    options: tuple[str, ...]
+
+
+def method(kind: str, fn: Callable) -> Method:
+    """`fn` as a method of `kind`, its options read from its signature."""
+    names = list(inspect.signature(fn).parameters)
+    return Method(kind, fn, tuple(names[FIXED[kind]:]))
+
+
+METHODS: dict[str, Method] = {
+    **{name: method("weighting", fn) for name, fn in WEIGHTINGS.items()},
+    "scorecam": method("model", perturbation.score_cam),
+    "ablationcam": method("head", perturbation.ablation_cam),
+    "saliency": method("model", input_space.saliency),
+    "gradient_x_input": method("model", input_space.gradient_x_input),
+    "smoothgrad": method("model", input_space.smoothgrad),
+    "integrated_gradients": method("model", input_space.integrated_gradients),
 }
-METHODS: tuple[str, ...] = (*WEIGHTINGS, *OTHERS)
-# The options each method takes (all static but smoothgrad's key and IG's baseline).
-OPTIONS = {"scorecam": {"batch_images"}, "ablationcam": {"batch_images"},
-           "smoothgrad": {"key", "samples", "sigma", "batch_images"},
-           "integrated_gradients": {"baseline", "steps", "batch_images"}}
+
+
+def _options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k in METHODS[name].options}
 
 
 @functools.partial(jax.jit, static_argnames=("names", "target", "static"))
 def _explain(model: Model, images, classes, contrast, arrays: dict, names: tuple[str, ...], target: str,
              static: tuple) -> dict[str, Explanation]:
-    """Every requested method in one compiled program; the gradient-weighted ones share one pass."""
-    score = targets.get(target)
-    weighted = {name: WEIGHTINGS[name] for name in names if name in WEIGHTINGS}
+    """Every requested method in one compiled program; those that read A share one pass."""
+    score = targets.get(target, contrast)
+    options = {**arrays, **dict(static)}
     out = {}
-    if weighted:
-        a = model.features(images)
-        out = cams_from_backward(*head_backward(model, a), a, weighted, classes, score, contrast)
+    if any(METHODS[n].kind != "model" for n in names):
+        g = gradients(model, images, classes, score)
+        for name in names:
+            m = METHODS[name]
+            if m.kind == "weighting":
+                out[name] = Explanation(g.logits, g.classes, jax.nn.relu(apply(m.fn, g.a, g.grads)))
+            elif m.kind == "head":
+                maps = m.fn(model, g.a, g.logits, g.classes[None], (score,), **_options(name, options))
+                out[name] = Explanation(g.logits, g.classes, maps[0])
     for name in names:
-        if name in OTHERS:
-            options = {k: v for k, v in (*arrays.items(), *static) if k in OPTIONS.get(name, set())}
-            out[name] = OTHERS[name](model, images, classes, score, contrast, **options)
+        if METHODS[name].kind == "model":
+            out[name] = METHODS[name].fn(model, images, classes, score, **_options(name, options))
     return out
+
+
+def names_of(methods: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:
+    """Method names as given, "all" for every one; a `ValueError` naming an unknown one."""
+    names = tuple(METHODS) if methods == "all" else ((methods,) if isinstance(methods, str) else tuple(methods))
+    unknown = [m for m in names if m not in METHODS]
+    if unknown or not names:
+        bad = unknown[0] if unknown else None
+        raise ValueError(f"unknown method {bad!r}; choose from {', '.join(METHODS)} or 'all'")
+    return names
 
 
 def explain_many(model: Model, images: jax.Array, methods: tuple[str, ...] | list[str] | str = ("gradcam",),
                  target: str = "logit", classes: Any = None, contrast: Any = None,
                  **options: Any) -> dict[str, Explanation]:
-    """Several methods on one batch: {method: Explanation}, the gradient-weighted ones from one pass.
+    """Several methods on one batch: {method: Explanation}, those that read A from one pass.
 
     Args:
       model: any `Model`.
@@ -64,9 +100,9 @@ def explain_many(model: Model, images: jax.Array, methods: tuple[str, ...] | lis
       target: "logit" (the paper's), "softmax", "log_softmax", "contrast_mean" or "contrast".
       classes: (B,) ints to explain; default each image's top class. Out of range is an error.
       contrast: (B,) second classes for target="contrast".
-      **options: batch_images (scorecam, ablationcam, smoothgrad, integrated_gradients: the
-        images per pass, the memory bound), key/samples/sigma (smoothgrad), baseline/steps
-        (integrated_gradients).
+      **options: what the methods' signatures take beyond the fixed arguments (`METHODS[name].options`):
+        batch_images (the images per pass, the memory bound), key/samples/sigma (smoothgrad),
+        baseline/steps (integrated_gradients).
 
     Example:
       >>> out = explain_many(model, images, ["gradcam", "gradcam++", "layercam"], target="softmax")
@@ -74,21 +110,15 @@ def explain_many(model: Model, images: jax.Array, methods: tuple[str, ...] | lis
       (['gradcam', 'gradcam++', 'layercam'], (2, 14, 14))
     """
     check_images(images, model.input_size)
-    names = METHODS if methods == "all" else ((methods,) if isinstance(methods, str) else tuple(methods))
-    unknown = [m for m in names if m not in METHODS]
-    if unknown or not names:
-        bad = unknown[0] if unknown else None
-        raise ValueError(f"unknown method {bad!r}; choose from {', '.join(METHODS)} or 'all'")
-    targets.get(target)
+    names = names_of(methods)
     batch = images.shape[0]
     classes = check_classes(classes, batch, model.num_classes)
     contrast = check_classes(contrast, batch, model.num_classes, "contrast")
-    if (target == "contrast") != (contrast is not None):
-        raise ValueError("pass contrast=... exactly when target='contrast'")
-    allowed = set().union(*(OPTIONS.get(m, set()) for m in names))
+    targets.get(target, contrast)  # an unknown target, or a contrast that does not fit it
+    allowed = {o for m in names for o in METHODS[m].options}
     if set(options) - allowed:
         raise ValueError(f"options {sorted(set(options) - allowed)} do not apply to {', '.join(names)}")
-    arrays = {k: v for k, v in options.items() if k in ("key", "baseline")}
+    arrays = {k: v for k, v in options.items() if hasattr(v, "shape")}  # traced, not compiled in
     static = tuple(sorted((k, v) for k, v in options.items() if k not in arrays))
     out = _explain(model, images, classes, contrast, arrays, names, target, static)
     return {m: out[m] for m in names}
@@ -104,3 +134,33 @@ def explain(model: Model, images: jax.Array, method: str = "gradcam", target: st
       ((2, 14, 14), (2,))
     """
     return explain_many(model, images, (method,), target, classes, contrast, **options)[method]
+
+
+@functools.partial(jax.jit, static_argnames="weighting")
+def _gradcam(model: Model, images: jax.Array, classes, weighting: Weighting) -> Explanation:
+    g = gradients(model, images, classes)
+    return Explanation(g.logits, g.classes, jax.nn.relu(apply(weighting, g.a, g.grads)))
+
+
+def gradcam(model: Model, images: jax.Array, classes: jax.Array | None = None, *,
+            weighting: Weighting = grad_cam) -> Explanation:
+    """GradCAM maps for a batch, checked for bad input, jitted.
+
+    Args:
+      model: any `Model` (plain or manipulated).
+      images: (B, H, W, 3) float, normalised as in `cam_jax.data.images`.
+      classes: optional (B,) ints; default each image's own argmax.
+      weighting: `weightings.grad_cam` (default) or another CAM weighting.
+
+    Returns:
+      `Explanation` with logits (B, C), classes (B,), raw cam (B, h, w).
+
+    Example:
+      >>> from cam_jax.cams.maps import normalize
+      >>> expl = gradcam(model, images)          # the bundled default, generated images
+      >>> heat = normalize(expl.cam)             # (B, 14, 14) in [0, 1]
+      >>> heat.shape, float(heat.max())
+      ((2, 14, 14), 1.0)
+    """
+    check_images(images, model.input_size)
+    return _gradcam(model, images, check_classes(classes, images.shape[0], model.num_classes), weighting)

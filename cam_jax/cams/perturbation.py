@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cam_jax.cams.engine import Explanation
-from cam_jax.cams.targets import Target, logit
+from cam_jax.cams.core import Explanation
+from cam_jax.cams.targets import Target, logit, over_variants
 from cam_jax.cams.weightings import weighted_sum
 from cam_jax.model import Model
 
@@ -53,7 +53,7 @@ def chunk_size(batch: int, batch_images: int) -> int:
 
 
 def score_cam(model: Model, x: jax.Array, classes: jax.Array | None = None, target: Target = logit,
-              contrast: jax.Array | None = None, batch_images: int = 32) -> Explanation:
+              batch_images: int = 32) -> Explanation:
     """ScoreCAM: w = softmax over channels of S(x * mask_k), mask_k = A^k upsampled (aligned corners)
     and min-max normalised (+1e-8), map = ReLU(sum_k w_k A^k).
 
@@ -75,8 +75,7 @@ def score_cam(model: Model, x: jax.Array, classes: jax.Array | None = None, targ
     def scores(idx):
         masked = x[:, None] * masks[:, idx, :, :, None]  # (B, chunk, H, W, 3)
         y = model(masked.reshape(b * chunk, *x.shape[1:]))
-        rep = jnp.repeat(classes, chunk)
-        return target(y, rep, None if contrast is None else jnp.repeat(contrast, chunk)).reshape(b, chunk)
+        return over_variants(target, y.reshape(b, chunk, -1), classes)
 
     weights = jax.nn.softmax(over_chunks(scores, k, chunk), axis=-1)
     return Explanation(logits, classes, jax.nn.relu(weighted_sum(a, weights, model.appended)))
@@ -99,28 +98,25 @@ def ablated_logits(head, a: jax.Array, batch_images: int = 256) -> jax.Array:
 
 
 def ablation_from_logits(a: jax.Array, logits: jax.Array, ablated: jax.Array, classes: jax.Array,
-                         target: Target = logit, contrast: jax.Array | None = None, appended: int = 0) -> jax.Array:
+                         target: Target = logit, appended: int = 0) -> jax.Array:
     """AblationCAM's raw map (B, h, w) from A (B, h, w, K), its logits (B, C) and `ablated_logits` (B, K, C),
     for any target (the ablated passes do not depend on it); `appended` as in `weightings.apply`."""
-    b, k = ablated.shape[:2]
-    s0 = target(logits, classes, contrast)
-    flat = ablated.reshape(b * k, -1)
-    s_k = target(flat, jnp.repeat(classes, k), None if contrast is None else jnp.repeat(contrast, k)).reshape(b, k)
+    s0 = target(logits, classes)
+    s_k = over_variants(target, ablated, classes)
     weights = (s0[:, None] - s_k) / jnp.where(s0 == 0, 1.0, s0)[:, None]
     return jax.nn.relu(weighted_sum(a, weights, appended))
 
 
-def ablation_cam(model: Model, x: jax.Array, classes: jax.Array | None = None, target: Target = logit,
-                 contrast: jax.Array | None = None, batch_images: int = 256) -> Explanation:
-    """AblationCAM: w_k = (S - S_k) / S, S_k the score with A^k set to 0 (or, where A has negative
-    values, to min(A) - 1e7), map = ReLU(sum_k w_k A^k). Where S = 0 the division is by 1.
+def ablation_cam(model: Model, a: jax.Array, logits: jax.Array, classes: jax.Array, targets: tuple[Target, ...],
+                 batch_images: int = 256) -> jax.Array:
+    """AblationCAM for several targets, (T, B, h, w): w_k = (S - S_k) / S, S_k the score with A^k set to 0
+    (or, where A has negative values, to min(A) - 1e7), map = ReLU(sum_k w_k A^k). Where S = 0 the
+    division is by 1. The K ablated head passes per image are run once for every target.
 
     Args:
+      a: (B, h, w, K); logits: (B, C); classes: (T, B), the classes each target explains.
       batch_images: ablated copies of A per head pass (the memory bound).
     """
-    a = model.features(x)
-    logits = model.head(a)
-    classes = jnp.argmax(logits, -1).astype(jnp.int32) if classes is None else classes
     ablated = ablated_logits(model.head, a, batch_images)
-    cam = ablation_from_logits(a, logits, ablated, classes, target, contrast, model.appended)
-    return Explanation(logits, classes, cam)
+    return jnp.stack([ablation_from_logits(a, logits, ablated, c, t, model.appended)
+                      for c, t in zip(classes, targets, strict=True)])

@@ -102,17 +102,14 @@ def top_eigenvector(m: jax.Array) -> jax.Array:
     """(B, n, n) symmetric positive semi-definite -> (B, n) unit eigenvector of the largest eigenvalue
     (0 for a zero matrix), by repeated squaring of the trace-normalised matrix.
 
-    Pure matrix products, no LAPACK call: XLA's CPU runtime was measured to hang on a program
-    holding a dozen `jnp.linalg.eigh` calls (this machine, jaxlib 0.10), which an evaluation of
-    several models and targets holds. Squaring converges to the projector on the top eigenvector
+    Pure matrix products, no LAPACK call: XLA's CPU runtime (jaxlib 0.10) can hang on a program
+    holding a dozen `jnp.linalg.eigh` calls, which an evaluation of several models and targets holds. Squaring converges to the projector on the top eigenvector
     as (lambda_2 / lambda_1)**(2**k); with equal top eigenvalues it returns a unit vector of
     their span (where any principal direction is as good as another).
 
     Each matrix stops once a squaring no longer raises trace(p @ p) = sum_i w_i**2, w_i the
     weights of p's eigenvalues (summing to 1), which grows to 1 as p becomes a projector on one
-    eigenvector, by more than `SETTLED`: a scalar the normalisation computes anyway. VGG-16's
-    196 x 196 Gram matrices stop after 6 or 7 of the `SQUARINGS` (lambda_2 / lambda_1 =
-    0.44-0.79 measured on random weights). A stopped matrix is left as it is while the others
+    eigenvector, by more than `SETTLED`: a scalar the normalisation computes anyway. A stopped matrix is left as it is while the others
     go on, so its result does not depend on the batch it came in.
 
     Example:
@@ -182,7 +179,7 @@ NOT_ADDITIVE = (eigen_cam, eigen_grad_cam)
 
 
 def apply(weighting: Weighting, a: jax.Array, grads: tuple[jax.Array, ...]) -> jax.Array:
-    """`weighting(a, dS/dA)` with dS/dA given as blocks of channels (`engine.head_backward`),
+    """`weighting(a, dS/dA)` with dS/dA given as blocks of channels (`core.Backward`),
     each (B, h, w, K_i), summed block by block.
 
     A weighting that is a sum over channels gives the same result in exact arithmetic; in floating
