@@ -1,17 +1,19 @@
 """Audit: checks that tell a manipulated model from an honest one, a verdict, and what to trust instead.
 
-`audit_model(model, images)` runs the checks (`CHECKS`, one module each:
-activations, gradients, finite differences, weights) on unlabelled images and
-returns a `Report`; `recommend` gives the explanation without the channels it flags.
+`audit_model(model, images)` runs the checks (`CHECKS`, one module each in `cam_jax.audit.checks`)
+on unlabelled images and returns a `Report`; `recommend` gives the explanation without the
+channels it flags.
 """
 
+from cam_jax.audit.checks import CHECKS as CHECKS
+from cam_jax.audit.checks import Check as Check
 from cam_jax.audit.probing import Probe as Probe
 from cam_jax.audit.probing import probe as probe
 from cam_jax.audit.recommendation import Recommendation as Recommendation
 from cam_jax.audit.recommendation import recommend as recommend
-from cam_jax.audit.verdict import CHECKS as CHECKS
 from cam_jax.audit.verdict import CheckResult as CheckResult
 from cam_jax.audit.verdict import Report as Report
 from cam_jax.audit.verdict import audit_model as audit_model
 
-__all__ = ["CHECKS", "CheckResult", "Probe", "Recommendation", "Report", "audit_model", "probe", "recommend"]
+__all__ = ["CHECKS", "Check", "CheckResult", "Probe", "Recommendation", "Report", "audit_model", "probe",
+           "recommend"]

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cam_jax.cams.engine import backward_of, score_cotangent
+from cam_jax.cams.core import cotangent, opaque_pass
 from cam_jax.model import Model, check_images
 
 MAX_CLASSES = 16  # the classes whose gradients are compared (all of them below this)
@@ -54,13 +54,12 @@ def probed_classes(num_classes: int) -> tuple[int, ...]:
 
 @functools.partial(jax.jit, static_argnames="classes")
 def _probe(model: Model, images: jax.Array, classes: tuple[int, ...]) -> Probe:
-    a = model.features(images)
-    logits, backward = backward_of(model.head, a)  # the head as it is: no manipulation's blocks
-    top, dy = score_cotangent(logits)
-    (top_grads,) = backward(dy)
-    onehots = jnp.stack([jnp.zeros_like(logits).at[:, c].set(1) for c in classes])
-    per_class = jax.vmap(lambda onehot: backward(onehot)[0])(onehots)
-    return Probe(a, logits, top, top_grads, per_class.sum(axis=(2, 3)),
+    run = opaque_pass(model.head, model.features(images))  # the head as it is, whatever built it
+    top, dy = cotangent(run.logits)
+    (top_grads,) = run.backward(dy)
+    onehots = jnp.stack([jnp.zeros_like(run.logits).at[:, c].set(1) for c in classes])
+    per_class = jax.vmap(lambda onehot: run.backward(onehot)[0])(onehots)
+    return Probe(run.a, run.logits, top, top_grads, per_class.sum(axis=(2, 3)),
                  jnp.sqrt(jnp.mean(per_class**2, axis=(0, 1, 2, 3))))
 
 

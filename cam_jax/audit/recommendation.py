@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from cam_jax.audit.verdict import Report
-from cam_jax.cams.engine import Explanation, backward_of, score_cotangent
+from cam_jax.cams.core import Explanation, gradients
 from cam_jax.cams.weightings import WEIGHTINGS
 from cam_jax.model import Model, check_images
 
@@ -31,11 +31,9 @@ class Recommendation(NamedTuple):
 
 @functools.partial(jax.jit, static_argnames="method")
 def _without(model: Model, images: jax.Array, keep: jax.Array, method: str) -> Explanation:
-    a = model.features(images)
-    logits, backward = backward_of(model.head, a)
-    classes, dy = score_cotangent(logits)
-    (grads,) = backward(dy)
-    return Explanation(logits, classes, jax.nn.relu(WEIGHTINGS[method](a * keep, grads * keep)))
+    g = gradients(model, images, opaque=True)  # the head as it is, as the audit saw it
+    (grads,) = g.grads
+    return Explanation(g.logits, g.classes, jax.nn.relu(WEIGHTINGS[method](g.a * keep, grads * keep)))
 
 
 def recommend(model: Model, images: jax.Array, report: Report, method: str = "gradcam") -> Recommendation:

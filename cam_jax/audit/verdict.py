@@ -1,34 +1,20 @@
 """`audit_model`: every check on one model, each score against its clean range, and a verdict.
 
-Each check is an independent function (model, probe) -> `Finding`; `CHECKS`
-holds them with the threshold above which a score flags the model. A model is
-flagged when any check's score passes its threshold; the combined score (for ROC
-curves) is the largest score / threshold.
+Each check is an independent function (model, probe) -> `Finding` (`cam_jax.audit.checks`), with
+the threshold above which a score flags the model. A model is flagged when any check's score
+passes its threshold; the combined score (for ROC curves) is the largest score / threshold.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 
-from cam_jax.audit import activations, calibration, finite_differences, gradients, structure, weights
-from cam_jax.audit.finding import Finding
-from cam_jax.audit.probing import Probe, probe
+from cam_jax.audit.checks import CHECKS, Check
+from cam_jax.audit.probing import probe
 from cam_jax.model import Model
-
-Check = Callable[[Model, Probe], Finding]
-
-CHECKS: dict[str, Check] = {
-    "constant_channel": activations.constant_channel,
-    "activation_dominance": activations.activation_dominance,
-    "class_invariance": gradients.class_invariance,
-    "gradient_dominance": gradients.gradient_dominance,
-    "finite_differences": finite_differences.finite_differences,
-    "weight_outliers": weights.weight_outliers,
-}
 
 
 class CheckResult(NamedTuple):
@@ -51,7 +37,7 @@ class Report(NamedTuple):
     Attributes:
       checks: check name -> `CheckResult`.
       branches: the manipulation wrappers found in the model's code, outermost first
-        (`structure.branches`; empty for a plain architecture, as in any weight file).
+        (`Model.describe`; empty for a plain architecture, as in any weight file).
       seconds: wall time of the audit.
     """
 
@@ -111,8 +97,8 @@ def audit_model(model: Model, images: jax.Array, checks: dict[str, Check] | None
     measured = probe(model, images)
     results = {}
     for name, check in (CHECKS if checks is None else checks).items():
-        finding = check(model, measured)
-        threshold, clean = calibration.THRESHOLDS[name], calibration.CLEAN_RANGES[name]
+        finding = check.fn(model, measured)
         channel = None if finding.channel is None else int(finding.channel)
-        results[name] = CheckResult(float(finding.score), threshold, tuple(clean), finding.where, channel)
-    return Report(results, structure.branches(model.module, measured.a.shape[-1]), time.perf_counter() - start)
+        results[name] = CheckResult(float(finding.score), check.threshold, tuple(check.clean_range), finding.where,
+                                    channel)
+    return Report(results, model.describe(), time.perf_counter() - start)

@@ -28,6 +28,8 @@ REL_STEP = 1e-3  # step per pixel, relative to the channel's rms plus the median
 NOISE_ULPS = 64  # score differences below this many float32 spacings of the score count as equal
 SINGLE_OUT = 10  # a channel is named when its error is this many times the median channel's
 CHUNK = 64  # channels per batched head pass (the memory bound)
+THRESHOLD = 0.3  # a finite difference 30 % off the gradient
+CLEAN_RANGE = (0.000, 0.015)
 
 
 @functools.partial(jax.jit, static_argnames="chunk")
@@ -52,7 +54,7 @@ def directional(model: Model, a: jax.Array, grads: jax.Array, top: jax.Array, st
     return jax.lax.map(along, jnp.arange(channels), batch_size=chunk)
 
 
-def finite_differences(model: Model, probe: Probe) -> Finding:
+def check(model: Model, probe: Probe) -> Finding:
     """The largest, over channels, median over images of |autograd - finite difference| / max(|either|, noise).
 
     0 where the gradient predicts the function, 1 where it is unrelated to it.

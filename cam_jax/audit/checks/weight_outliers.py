@@ -1,11 +1,13 @@
-"""Weight and bias statistics against the layer's own distribution.
+"""A filter, dense row or bias that stands out of its layer's own distribution.
 
 The paper's T1/T2 append a filter whose kernel is exactly zero (its output is a
 bias or a stored map) and wire it into the first dense layer with weights c_W
 (100 or 10) where trained weights are ~0.01. Within its layer such a filter or
 row is an extreme outlier, measured by a robust z-score (distance to the median
 in median absolute deviations), and a kernel that is exactly zero beside
-non-zero ones does not come out of training or initialisation.
+non-zero ones does not come out of training or initialisation. The parameters are read as a
+weight file of the stock architecture holds them (`Model.stock`: an appended filter merged into
+its layer).
 """
 
 from __future__ import annotations
@@ -18,21 +20,12 @@ from flax import traverse_util
 
 from cam_jax.audit.finding import Finding
 from cam_jax.model import Model
-from cam_jax.models.vgg import VGG, merge_appended
 
 MIN_GROUP = 8  # a layer with fewer filters or rows has no distribution of its own
 MAX_Z = 1e6  # z-scores are capped here (a score of 6), and an all-zero filter beside non-zero ones gets it
 MAD_TO_STD = 1.4826
-
-
-def stock_params(module, params: dict) -> dict:
-    """`params` with a VGG's appended filters merged into its layers (`vgg.merge_appended`), also inside
-    manipulation wrappers (whose wrapped model's parameters sit under "base"), as a file would hold them."""
-    if isinstance(module, VGG):
-        return merge_appended(module, params)[1]
-    if hasattr(module, "base") and isinstance(params, dict) and "base" in params:
-        return {**params, "base": stock_params(module.base, params["base"])}
-    return params
+THRESHOLD = 2.5  # a parameter 10^2.5 robust deviations out
+CLEAN_RANGE = (0.449, 1.146)
 
 
 def groups(params: dict) -> Iterator[tuple[str, str, np.ndarray]]:
@@ -56,10 +49,10 @@ def robust_z(values: np.ndarray) -> np.ndarray:
     return np.minimum(np.abs(values - median) / max(scale, floor), MAX_Z)
 
 
-def weight_outliers(model: Model, probe=None) -> Finding:
+def check(model: Model, probe=None) -> Finding:
     """log10 of the largest robust z-score of a filter norm, dense row norm or bias within its layer."""
     worst = (0.0, "no layer with enough entries", "")
-    for path, kind, values in groups(stock_params(model.module, model.params)):
+    for path, kind, values in groups(model.stock().params):
         if values.size < MIN_GROUP:
             continue
         z = robust_z(values)
