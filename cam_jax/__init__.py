@@ -1,10 +1,10 @@
 """cam_jax: CNN explanations (GradCAM and its family) and the manipulations that make them lie, in JAX.
 
-Subpackages by concept: `models` (VGG, ResNet, any flax network cut at a layer),
-`cams` (the explanation engine and its weightings), `manipulations` (the
-paper's T1-T4, combinators, branches), `audit` (checks that flag a manipulated model),
-`data`, `convert` (weight files and the checkpoint format), `evaluation` (the suite, the
-fused step, the tables).
+Subpackages by concept, each importing only those before it: `models` and `data` (on `model`, the
+Model pytree), `convert` (weight files and the checkpoint format), `cams` (the gradient core, the
+method registry, the explanations), `manipulations` (the paper's T1-T4, combinators, fine-tuning
+attacks), `metrics` and `audit` (checks that flag a manipulated model), `evaluation` (configs,
+the suite, the fused step, tables, the matrix, the audit's populations).
 """
 
 from cam_jax import audit as audit
@@ -13,15 +13,13 @@ from cam_jax import convert as convert
 from cam_jax import data as data
 from cam_jax import evaluation as evaluation
 from cam_jax import manipulations as manipulations
+from cam_jax import metrics as metrics
 from cam_jax import models as models
 from cam_jax.audit import audit_model as audit_model
 from cam_jax.cams import Explanation as Explanation
-from cam_jax.cams import cam_from_features as cam_from_features
 from cam_jax.cams import explain as explain
 from cam_jax.cams import explain_many as explain_many
-from cam_jax.cams import grad_cam as grad_cam
 from cam_jax.cams import gradcam as gradcam
-from cam_jax.cams import hires_cam as hires_cam
 from cam_jax.cams import normalize as normalize
 from cam_jax.cams import upsample as upsample
 from cam_jax.convert import default_weights as default_weights
@@ -47,7 +45,6 @@ __all__ = [
     "audit",
     "audit_model",
     "build_model",
-    "cam_from_features",
     "cams",
     "chain",
     "check_images",
@@ -60,12 +57,11 @@ __all__ = [
     "evaluation",
     "explain",
     "explain_many",
-    "grad_cam",
     "gradcam",
-    "hires_cam",
     "init_params",
     "load_weights",
     "manipulations",
+    "metrics",
     "models",
     "normalize",
     "semi_random",

@@ -20,7 +20,10 @@ import argparse
 import signal
 import sys
 
-from cam_jax.evaluation import report
+import jax
+
+from cam_jax.evaluation import config as configs
+from cam_jax.evaluation import experiment, outputs, tables
 from cam_jax.models.registry import ARCHS
 
 
@@ -31,20 +34,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--arch", default=None, metavar="|".join(sorted(ARCHS)),
                         help="ImageNet weights of this architecture (--weights), checked against the file")
     parser.add_argument("--weights", default=None, help="cam_jax .npz, torchvision .pth or Keras .h5")
-    parser.add_argument("--data", choices=("shapes", "imagenet2012"), default=None,
+    parser.add_argument("--data", choices=configs.DATASETS, default=None,
                         help="default: shapes for the bundled model, imagenet2012 with --arch")
     parser.add_argument("--data-dir", default=None, help="folder with ILSVRC2012_img_val.tar (imagenet2012)")
     parser.add_argument("--limit", type=int, default=None, help="number of images (default: 512 shapes / all 50,000)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0, help="sticker placement and T3's random branch")
     parser.add_argument("--exact", action="store_true", help="bit-exact T1/T2 instead of the paper's weight edits")
-    parser.add_argument("--convention", choices=("paper", "authors"), default="paper",
+    parser.add_argument("--convention", choices=configs.CONVENTIONS, default="paper",
                         help="the paper's text (default) or every choice of the authors' code (SPEC.md)")
     parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                         help="the vulnerability matrix: these explanation methods (or 'all': every CAM method "
                              "computed from A, the input-space ones and scorecam by name) x every target x both "
                              "normalisations; writes matrix.json/.md/.png and figure_methods.png")
-    parser.add_argument("--attacked", nargs="+", default=None, metavar="W.npz",
+    parser.add_argument("--attacked", nargs="+", default=(), metavar="W.npz",
                         help="models attacked by fine-tuning (scripts/finetune_attack.py) as rows FT-<file stem>")
     parser.add_argument("--unfused", action="store_true", help="run the models one by one (slower; for checks)")
     parser.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() (multi-host)")
@@ -53,15 +56,33 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def config_of(args: argparse.Namespace) -> configs.Config:
+    if args.model == "vgg16" and args.arch not in (None, "vgg16"):
+        raise ValueError(f"--model vgg16 contradicts --arch {args.arch}")
+    cells = configs.cells(tuple(args.methods)) if args.methods else {}
+    return configs.Config(weights=args.weights, arch=args.arch or ("vgg16" if args.model == "vgg16" else None),
+                          attacked=tuple(args.attacked), data=args.data, data_dir=args.data_dir, limit=args.limit,
+                          convention=args.convention, exact=args.exact, seed=args.seed, batch_size=args.batch_size,
+                          fused=not args.unfused, distributed=args.distributed, progress=not args.no_progress, **cells)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     # SIGTERM as an exception, so the staging folder is removed on the way out like on Ctrl-C.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
-        report.main(args)
-    except (report.UsageError, FileNotFoundError, ValueError, ImportError) as err:
+        config = config_of(args)
+        outputs.check_out(args.out)
+        results = experiment.evaluate(config)
+        replaced = outputs.write(results, args.out) if jax.process_index() == 0 else False
+    except (FileNotFoundError, ValueError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if jax.process_index() == 0:
+        s = results.summary
+        print(tables.markdown_tables(s["rows"], with_paper=True, chance_levels=s["chance"]))
+        print(f"{s['n_images']} images in {s['seconds']} s on {s['device']}; wrote {args.out}/"
+              + (" (replacing the previous results there)" if replaced else ""))
     return 0
 
 

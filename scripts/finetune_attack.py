@@ -26,16 +26,13 @@ import json
 import math
 import os
 import sys
-import time
-
-import optax
 
 from cam_jax.atomic import atomic_path
 from cam_jax.convert import checkpoint, default_weights, load_weights
 from cam_jax.data import shapes
 from cam_jax.evaluation import attacks
-from cam_jax.evaluation.step import MATRIX_METHODS
-from cam_jax.manipulations import finetune, fooling, stickers
+from cam_jax.evaluation.config import MATRIX_METHODS
+from cam_jax.manipulations import finetune, fooling
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -85,36 +82,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check(args)
         weights = args.weights or default_weights()
-        model, meta = load_weights(weights)
+        model, _ = load_weights(weights)
         if model.num_classes != len(shapes.CLASSES):
             raise ValueError(f"the shapes data has {len(shapes.CLASSES)} classes, {weights} {model.num_classes}")
     except (ValueError, FileNotFoundError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    size, map_size = model.input_size, model.cam_size
-    sticker = stickers.smiley_for(size)
-    objective = fooling.get(args.loss, map_size)
-    batches = finetune.attack_batches(shapes.TRAIN_SEED + args.seed, args.batch_size, args.steps, size, sticker,
-                                      map_size)
-    start = time.time()
-    attacked, log = finetune.finetune(model, batches, objective, optax.adam(args.lr), args.steps, lam=args.lam,
-                                      keep=args.keep, progress=not args.no_progress)
-    train_seconds = time.time() - start
-
-    def test_batches():
-        for first in range(0, args.test_images, 32):
-            indices = range(first, min(first + 32, args.test_images))
-            data = shapes.batch(shapes.TEST_SEED, indices, size)
-            b = finetune.batch_of(data.pixels, data.labels, list(indices), args.seed, sticker, map_size)
-            yield b, data.masks
-
-    start = time.time()
-    result = attacks.assess(model, attacked, objective, test_batches(), tuple(args.methods))
-    settings = {k: getattr(args, k) for k in ("loss", "steps", "batch_size", "lr", "lam", "keep", "seed")}
-    result = {**result, "settings": settings, "train_seconds": round(train_seconds, 1),
-              "assess_seconds": round(time.time() - start, 1), "source": os.path.basename(weights),
-              "source_sha256": checkpoint.sha256(weights)}
-    checkpoint.save(args.out, attacked, attack=settings, source_sha256=result["source_sha256"])
+    attacked, result, log = attacks.attack(
+        model, args.loss, steps=args.steps, batch_size=args.batch_size, lr=args.lr, lam=args.lam, keep=args.keep,
+        seed=args.seed, test_images=args.test_images, methods=tuple(args.methods), progress=not args.no_progress)
+    result.update(source=os.path.basename(weights), source_sha256=checkpoint.sha256(weights))
+    checkpoint.save(args.out, attacked, attack=result["settings"], source_sha256=result["source_sha256"])
     stem = args.out[: -len(".npz")]
     _write_text(f"{stem}.json", json.dumps(result, indent=2) + "\n")
     table = io.StringIO()
@@ -122,14 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     writer.writeheader()
     writer.writerows(log)
     _write_text(f"{stem}.csv", table.getvalue())
-    print(f"{args.loss}: accuracy {result['accuracy']['before']:.4f} -> {result['accuracy']['after']:.4f}, "
-          f"fooling success rate {result['fooling_success_rate']['before']:.3f} -> "
-          f"{result['fooling_success_rate']['after']:.3f}, mass in mask {result['mass_in_mask']['before']:.3f} -> "
-          f"{result['mass_in_mask']['after']:.3f}, pointing {result['pointing_game']['before']:.3f} -> "
-          f"{result['pointing_game']['after']:.3f}, all-zero maps {result['all_zero_maps']['before']:.3f} -> "
-          f"{result['all_zero_maps']['after']:.3f}; fooled methods (clean) "
-          f"{', '.join(result['fooled_methods']['clean']) or 'none'}, (sticker) "
-          f"{', '.join(result['fooled_methods']['sticker']) or 'none'}; training {train_seconds:.0f} s")
+    print(attacks.summary(result))
     print(f"wrote {args.out}, {stem}.json, {stem}.csv")
     return 0
 

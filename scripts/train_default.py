@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                     progress.console.print(f"{size}px step {k:5d}  {status}  {time.time() - start:6.0f} s")
 
             module = build_model("vgg16", num_classes=len(shapes.CLASSES), input_size=size, width=args.width)
-            batches = train.shape_batches(stream, args.batch_size, steps, size)
+            batches = shapes.training_batches(stream, args.batch_size, steps, size)
             model = train.fit(module, batches, steps, lr, args.seed, on_step, warm_start=model)
     train_seconds = time.time() - start
 

@@ -1,27 +1,16 @@
-"""The evaluation: a declared suite of models, the fused step, the runner, metrics, tables, figures, report."""
+"""The evaluation: a frozen `Config` and its presets, `evaluate(config) -> Results`, `write(results, folder)`;
+the suite of manipulated models, the fused step, tables, the vulnerability matrix, figures, the
+attacks' assessment, the audit's populations and its detection rates, the benchmark."""
 
-from cam_jax.evaluation import benchmark as benchmark
-from cam_jax.evaluation import figures as figures
-from cam_jax.evaluation import metrics as metrics
-from cam_jax.evaluation import report as report
-from cam_jax.evaluation import runner as runner
-from cam_jax.evaluation import step as step
-from cam_jax.evaluation import suite as suite
-from cam_jax.evaluation import tables as tables
+from cam_jax.evaluation.config import AUTHORS as AUTHORS
+from cam_jax.evaluation.config import MATRIX as MATRIX
+from cam_jax.evaluation.config import PAPER as PAPER
+from cam_jax.evaluation.config import PRESETS as PRESETS
+from cam_jax.evaluation.config import Config as Config
+from cam_jax.evaluation.experiment import Results as Results
+from cam_jax.evaluation.experiment import evaluate as evaluate
+from cam_jax.evaluation.outputs import write as write
 from cam_jax.evaluation.suite import PAPER_SUITE as PAPER_SUITE
 from cam_jax.evaluation.suite import Entry as Entry
-from cam_jax.evaluation.suite import Settings as Settings
 
-__all__ = [
-    "PAPER_SUITE",
-    "Entry",
-    "Settings",
-    "benchmark",
-    "figures",
-    "metrics",
-    "report",
-    "runner",
-    "step",
-    "suite",
-    "tables",
-]
+__all__ = ["AUTHORS", "MATRIX", "PAPER", "PAPER_SUITE", "PRESETS", "Config", "Entry", "Results", "evaluate", "write"]

@@ -9,7 +9,11 @@ Nothing here asserts a time.
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,15 +22,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cam_jax.cams.engine import cam_from_features
+from cam_jax.cams.core import cotangent, gradients, opaque_pass
 from cam_jax.cams.methods import METHODS, explain_many
-from cam_jax.cams.weightings import WEIGHTINGS
-from cam_jax.data import images, shapes
+from cam_jax.cams.weightings import WEIGHTINGS, apply, grad_cam
+from cam_jax.data import images, shapes, stickers
 from cam_jax.evaluation import step as evaluate
-from cam_jax.evaluation.suite import Settings, build, sticker
-from cam_jax.manipulations import stickers
+from cam_jax.evaluation.config import PAPER
+from cam_jax.evaluation.suite import build, sticker
 from cam_jax.model import Model
 from cam_jax.models.vgg import VGG
+
+
+def _opaque_gradcam(model: Model, x: jax.Array) -> jax.Array:
+    """GradCAM with the head differentiated as one function (what a user's own code would run)."""
+    g = gradients(model, x, opaque=True)
+    return jax.nn.relu(apply(grad_cam, g.a, g.grads))
+
+
+def _head_gradcam(model: Model, a: jax.Array) -> jax.Array:
+    """GradCAM from A: the head's forward and backward alone."""
+    run = opaque_pass(model.head, a)
+    return jax.nn.relu(apply(grad_cam, a, run.backward(cotangent(run.logits)[1])))
 
 
 def _block(tree: Any) -> Any:
@@ -67,13 +83,12 @@ def run(model: Model, batch_size: int = 8, repeats: int = 9, seed: int = 0) -> d
     """
     size = model.input_size
     data = shapes.batch(shapes.TEST_SEED, range(batch_size), size)
-    settings = Settings(sticker_size=14 if size >= 224 else 7)
-    pasted = stickers.paste_by_index(data.pixels, np.arange(batch_size), seed, sticker(settings))[0]
+    pasted = stickers.paste_by_index(data.pixels, np.arange(batch_size), seed, sticker(PAPER, size))[0]
     clean = jnp.asarray(images.normalize(data.pixels))
     stickered = jnp.asarray(images.normalize(pasted))
     labels = jnp.asarray(np.minimum(data.labels, model.num_classes - 1))
     masks = jnp.asarray(data.masks)
-    models = build(model, settings)
+    models = build(model)
 
     compile_s: dict[str, float] = {}
     calls: dict[str, Callable[[], Any]] = {}
@@ -85,13 +100,13 @@ def run(model: Model, batch_size: int = 8, repeats: int = 9, seed: int = 0) -> d
         calls[name] = lambda: compiled(*args)
 
     forward = jax.jit(lambda m, x: m(x))
-    gradcam = jax.jit(lambda m, x: cam_from_features(m.head, m.features(x)))
+    gradcam = jax.jit(_opaque_gradcam)
     for name, m in models.items():
         add(f"forward_{name}", forward, m, clean)
         add(f"gradcam_{name}", gradcam, m, clean)
     args = (model, clean, stickered, labels, masks)
-    add("fused_eval", evaluate.fused_step(settings), *args)
-    unfused = evaluate.unfused_step(settings)  # seven separately jitted explanations plus the metrics
+    add("fused_eval", evaluate.fused_step(), *args)
+    unfused = evaluate.unfused_step()  # seven separately jitted explanations plus the metrics
     calls["unfused_eval"] = lambda: unfused(*args)
 
     timings = interleaved(calls, repeats)
@@ -133,7 +148,7 @@ def layer_profile(model: Model, batch_size: int = 8, repeats: int = 9) -> dict[s
         size //= 2
     a = jnp.ones((batch_size, module.cam_size, module.cam_size, channels), jnp.float32)
     head = jax.jit(lambda m, a: m.head(a))
-    explain = jax.jit(lambda m, a: cam_from_features(m.head, a))
+    explain = jax.jit(_head_gradcam)
     calls["head forward"] = lambda: head(model, a)
     calls["head forward+backward"] = lambda: explain(model, a)
     timings = interleaved(calls, repeats)
@@ -159,10 +174,9 @@ def methods_run(model: Model, batch_size: int = 8, repeats: int = 3, methods: tu
                "integrated_gradients": {"batch_images": batch_size * 10}}
     calls: dict[str, Callable[[], Any]] = {"forward": lambda: forward(model, x)}
     weighted = [m for m in methods if m in WEIGHTINGS]
-    # Settled: a call timed right after one of seconds (IG, ScoreCAM) measured up to 3x its own time on
-    # this machine (the forward, first in each round after the last round's IG: 0.047 s against the
-    # 0.033 s of GradCAM, which includes a forward; width 1/4, batch 2). The peers repeat each method
-    # back to back (scripts/bench_peers.py), so theirs settle by themselves.
+    # Settled: a call timed right after one that takes seconds (IG, ScoreCAM) can take several times its
+    # own time (docs/BENCHMARKS.md). The peers repeat each method back to back (scripts/bench_peers.py),
+    # so theirs settle by themselves.
     for name in weighted:
         calls[name] = lambda name=name: explain_many(model, x, [name])
     if weighted:
@@ -204,3 +218,58 @@ def audit_run(model: Model, batch_size: int = 16, repeats: int = 3, seed: int = 
     timings = interleaved({"forward": lambda: forward(model, x), "audit": lambda: audit_model(model, x)}, repeats)
     return {"timings": timings, "first_call_s": {"forward": forward_first, "audit": first},
             "ratio": timings["audit"]["median_s"] / timings["forward"]["median_s"]}
+
+
+def peer(command: list[str], pythonpath: str | None = None) -> dict[str, Any]:
+    """A peer library's timings: `command` (a bench_peers run in the peer's own Python, which finds cam_jax
+    on `pythonpath`) writes them as JSON to the file it is given after `--json`; {"error": its last
+    line} when it fails."""
+    env = {**os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {})}
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        done = subprocess.run([*command, "--json", out.name], capture_output=True, text=True, env=env)
+        if done.returncode:
+            return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
+        with open(out.name) as f:
+            return json.load(f)
+
+
+def run_table(result: dict[str, Any]) -> str:
+    """`run`'s timings and ratios (and `layer_profile`'s, under "layers") as text."""
+    lines = [f"{'function':<22}{'compile s':>11}{'median s':>11}{'min s':>11}"]
+    lines += [f"{name:<22}{t.get('compile_s', float('nan')):>11.2f}{t['median_s']:>11.4f}{t['min_s']:>11.4f}"
+              for name, t in result["timings"].items()]
+    lines += [f"{name:<34}{ratio:>8.3f}" for name, ratio in result["ratios"].items()]
+    lines.append(f"peak memory: {result['peak_memory_bytes']}")
+    if "layers" in result:
+        lines.append(f"{'layer':<24}{'median s':>11}{'GFLOP/s':>10}")
+        lines += [f"{name:<24}{t['median_s']:>11.4f}{t.get('gflop_per_s', float('nan')):>10.1f}"
+                  for name, t in result["layers"].items()]
+    return "\n".join(lines)
+
+
+def methods_table(result: dict[str, Any]) -> str:
+    """`methods_run`'s timings, over the forward and over each peer's time (which it adds to `result`
+    as "ours_over_peer"), as text."""
+    peers = result.get("peers", {})
+    lines = [f"{'method':<24}{'median s':>10}{'s/image':>10}{'/ forward':>11}"
+             + "".join(f"{'/ ' + library:>20}" for library in peers)]
+    for name, t in result["timings"].items():
+        line = f"{name:<24}{t['median_s']:>10.4f}{result['per_image_s'][name]:>10.4f}"
+        line += f"{result['ratios'].get(name, 1.0):>11.3f}"
+        for library, theirs in peers.items():
+            other = theirs.get("timings", {}).get(name)
+            ratio = t["median_s"] / other["median_s"] if other else None
+            line += f"{ratio:>20.3f}" if ratio else f"{'-':>20}"
+            if ratio:
+                result.setdefault("ours_over_peer", {}).setdefault(library, {})[name] = ratio
+        lines.append(line)
+    lines += [f"{library}: {theirs['error']}" for library, theirs in peers.items() if "error" in theirs]
+    return "\n".join(lines)
+
+
+def audit_table(result: dict[str, Any]) -> str:
+    """`audit_run`'s times as text."""
+    t, first = result["timings"], result["first_call_s"]
+    return (f"forward  {t['forward']['median_s']:.3f} s (first call {first['forward']:.1f} s)\n"
+            f"audit    {t['audit']['median_s']:.3f} s (first call {first['audit']:.1f} s), "
+            f"{result['ratio']:.1f} forwards")

@@ -46,7 +46,26 @@ def grid(
                 axes[r][c].axis("off")
     if suptitle:
         fig.suptitle(suptitle, fontsize=10, parse_math=False)
+    _save(fig, path)
+
+
+def _save(fig, path: str | os.PathLike) -> None:
     fig.tight_layout()
     with atomic_path(path) as staging:
         fig.savefig(staging, dpi=110)
     plt.close(fig)
+
+
+def roc_figure(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, float]]], path: str | os.PathLike) -> None:
+    """One panel per population ({"held-in": {check: (fpr, tpr, auroc)}, "held-out": ...})."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 4.8), squeeze=False)
+    for ax, (population, by_check) in zip(axes[0], curves.items(), strict=True):
+        for name, (fpr, tpr, area) in by_check.items():
+            ax.step(fpr, tpr, where="post", lw=2.5 if name == "combined" else 1.2,
+                    color="black" if name == "combined" else None, label=f"{name} ({area:.3f})")
+        ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls=":")
+        ax.axvline(0.01, color="0.5", lw=0.8, ls="--")
+        ax.set(xlabel="false-positive rate (honest models flagged)", ylabel="true-positive rate",
+               title=f"{population} attacks (AUROC)", xlim=(-0.01, 1.01), ylim=(-0.01, 1.01))
+        ax.legend(fontsize=7, loc="lower right")
+    _save(fig, path)

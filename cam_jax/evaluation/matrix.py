@@ -1,10 +1,10 @@
 """The vulnerability matrix: which explanation methods each manipulation fools, per target and normalisation.
 
 A cell is (model, data, method, target, normalization), reduced over images from
-the per-image metrics of `step.evaluate`. A manipulated model's explanation is
-"fooled" when it moved away from the original's explanation by the same method:
-its L1 distance to it (normalised maps, summed over the h x w pixels) exceeds
-`FOOLED` of the largest possible, h w.
+the per-image metrics of `step.evaluate` (each metric's `cell` keys, `cam_jax.metrics.METRICS`).
+A manipulated model's explanation is "fooled" when it moved away from the original's explanation by
+the same method: its L1 distance to it (normalised maps, summed over the h x w pixels) exceeds
+`metrics.change.FOOLED` of the largest possible, h w.
 """
 
 from __future__ import annotations
@@ -19,35 +19,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cam_jax.atomic import atomic_path  # noqa: E402
-from cam_jax.evaluation.step import Grid  # noqa: E402
-
-FOOLED = 0.1  # mean |difference| per pixel of the normalised maps, in [0, 1]
-
-
-def _mean(values: np.ndarray) -> float | None:
-    values = np.asarray(values, np.float64)
-    return None if np.isnan(values).all() else float(np.mean(values))
+from cam_jax.evaluation.config import Config  # noqa: E402
+from cam_jax.evaluation.tables import reduce  # noqa: E402
+from cam_jax.metrics import METRICS  # noqa: E402
+from cam_jax.metrics.change import FOOLED  # noqa: E402
 
 
-def cells(per_image: dict[tuple[str, str], dict[str, np.ndarray]], grid: Grid,
+def cells(per_image: dict[tuple[str, str], dict[str, np.ndarray]], grid: Config,
           rows: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
-    """matrix.json's cells: means over images (dy_inf_max: the largest ||y_n - y_o||_inf over the
-    images, 0 when no score moved at all), None where a figure does not apply."""
+    """matrix.json's cells: each metric's `cell` keys reduced over the images (dy_inf_max: the largest
+    ||y_n - y_o||_inf, 0 when no score moved at all), None where a figure does not apply."""
     out = []
     for model, data in rows:
         m = per_image[(model, data)]
         for i, method in enumerate(grid.methods):
             for j, target in enumerate(grid.targets):
                 for k, norm in enumerate(grid.normalizations):
-                    dy = np.asarray(m["dy_inf"][i, j, k], np.float64)
-                    out.append({
-                        "model": model, "data": data, "method": method, "target": target, "normalization": norm,
-                        "l1_to_target": _mean(m["l1"][i, j, k]),
-                        "l1_to_original": _mean(m["l1_original"][i, j, k]),
-                        "mass_in_mask": _mean(m["mass"][i, j, k]),
-                        "pointing_game": _mean(m["pointing"][i, j, k]),
-                        "dy_inf_max": None if np.isnan(dy).all() else float(np.max(dy)),
-                    })
+                    out.append({"model": model, "data": data, "method": method, "target": target,
+                                "normalization": norm,
+                                **{key: reduce(m[name][i, j, k], how) for name, metric in METRICS.items()
+                                   for key, how in metric.cell.items()}})
     return out
 
 
@@ -69,7 +60,7 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
-def markdown(matrix: list[dict[str, Any]], grid: Grid, map_pixels: int) -> str:
+def markdown(matrix: list[dict[str, Any]], grid: Config, map_pixels: int) -> str:
     """A table per (target, normalization): methods as rows, manipulations (on clean or sticker
     images) as columns; each cell "fooled share / L1 to the attacker's target per pixel", bold when fooled."""
     by_key = {(c["model"], c["data"], c["method"], c["target"], c["normalization"]): c for c in matrix}
@@ -97,7 +88,7 @@ def markdown(matrix: list[dict[str, Any]], grid: Grid, map_pixels: int) -> str:
     return legend + "\n" + "\n".join(text)
 
 
-def heatmap(path, matrix: list[dict[str, Any]], grid: Grid, map_pixels: int, normalization: str = "max") -> None:
+def heatmap(path, matrix: list[dict[str, Any]], grid: Config, map_pixels: int, normalization: str = "max") -> None:
     """matrix.png: one panel per target; methods x manipulations, colour = per-pixel L1 to the original's
     explanation (how far the lie moved the map), the value written in each cell, fooled cells outlined."""
     by_key = {(c["model"], c["data"], c["method"], c["target"], c["normalization"]): c for c in matrix}

@@ -1,7 +1,7 @@
 """The evaluation as data: which models are compared, what each one's explanation should show, which rows.
 
 An `Entry` is one manipulated model: how it is built from the original, the
-data it is evaluated on with the target map on each ("injected": the map the
+data it is evaluated on with the reference its map is compared with on each ("injected": the map the
 manipulation wrote into A^{K+1}; "original": the original model's own
 explanation, for a backdoor on clean images), the table it appears in and the
 paper's figures for it. A new manipulation (or a fine-tuned attack) is one entry.
@@ -15,21 +15,14 @@ from typing import NamedTuple
 import numpy as np
 
 from cam_jax.cams.weightings import Weighting, grad_cam, grad_cam_authors
-from cam_jax.manipulations import constant_flat, constant_image, semi_random, sticker_backdoor, stickers
+from cam_jax.data import stickers
+from cam_jax.evaluation.config import PAPER, Config
+from cam_jax.manipulations import constant_flat, constant_image, semi_random, sticker_backdoor
 from cam_jax.model import Model
 from cam_jax.models.vgg import VGG
 
 DATA = ("clean", "sticker")
 Figures = tuple[float | None, float | None, float | None]  # the paper's accuracy, mean ||dy||_inf, L1
-
-
-class Settings(NamedTuple):
-    """Manipulation options (the paper's constants otherwise) for an evaluation."""
-
-    exact: bool = False  # bit-exact T1/T2 (`constant_flat(exact=True)`)
-    t3_seed: int = 0
-    sticker_size: int = 14  # pixels; the smiley is drawn in 7x7 cells, so a multiple of 7
-    convention: str = "paper"  # "paper" (the paper's text) or "authors" (what their code computed)
 
 
 class Entry(NamedTuple):
@@ -38,8 +31,8 @@ class Entry(NamedTuple):
     Attributes:
       name: its key in results.json and the tables ("T1").
       title: how figures and the README name it ("T1 constant").
-      build: (original model, settings) -> the manipulated model.
-      targets: data ("clean" | "sticker") -> "injected" | "original", the map its
+      build: (original model, config, input size) -> the manipulated model.
+      references: data ("clean" | "sticker") -> "injected" | "original", the map its
         explanation is compared with on that data.
       table: 1 (clean images only) or 2 (clean and sticker images), as in the paper.
       paper: data -> the paper's (accuracy, mean ||dy||_inf, L1), where it reports them.
@@ -49,26 +42,26 @@ class Entry(NamedTuple):
 
     name: str
     title: str
-    build: Callable[[Model, Settings], Model]
-    targets: Mapping[str, str]
+    build: Callable[[Model, Config], Model]
+    references: Mapping[str, str]
     table: int
     paper: Mapping[str, Figures]
     score_change: str = "max"
 
 
-def sticker(settings: Settings) -> np.ndarray:
-    """(s, s, 3) uint8: the smiley sticker pasted on the images and detected by T4."""
-    return stickers.sticker_pixels(stickers.smiley(settings.sticker_size))
+def sticker(config: Config, input_size: int) -> np.ndarray:
+    """(s, s, 3) uint8: the smiley sticker pasted on images of `input_size` pixels and detected by T4."""
+    return stickers.sticker_pixels(stickers.smiley(config.sticker_pixels(input_size)))
 
 
 PAPER_SUITE: tuple[Entry, ...] = (
-    Entry("T1", "T1 constant", lambda m, s: constant_flat(m, exact=s.exact), {"clean": "injected"}, 1,
+    Entry("T1", "T1 constant", lambda m, c: constant_flat(m, exact=c.exact), {"clean": "injected"}, 1,
           {"clean": (0.71594, 0.01713, 0.00513)}),
-    Entry("T2", "T2 smiley", lambda m, s: constant_image(m, exact=s.exact), {"clean": "injected"}, 1,
+    Entry("T2", "T2 smiley", lambda m, c: constant_image(m, exact=c.exact), {"clean": "injected"}, 1,
           {"clean": (0.71594, 0.00454, 0.01079)}),
-    Entry("T3", "T3 semi-random", lambda m, s: semi_random(m, seed=s.t3_seed), {"clean": "injected"}, 1,
+    Entry("T3", "T3 semi-random", lambda m, c: semi_random(m, seed=c.seed), {"clean": "injected"}, 1,
           {"clean": (0.71592, 0.00000, 0.05932)}),
-    Entry("T4", "T4 sticker", lambda m, s: sticker_backdoor(m, sticker=sticker(s)),
+    Entry("T4", "T4 sticker", lambda m, c: sticker_backdoor(m, sticker=sticker(c, m.input_size)),
           {"clean": "original", "sticker": "injected"}, 2,
           {"clean": (0.71592, 0.00000, 0.00000), "sticker": (0.69048, 0.00000, 0.00006)}),
 )
@@ -76,27 +69,25 @@ PAPER_SUITE: tuple[Entry, ...] = (
 # initialisation (random biases) and its score change averaged over classes, T4's c_F = 1e10.
 AUTHORS_SUITE: tuple[Entry, ...] = (
     *PAPER_SUITE[:2],
-    PAPER_SUITE[2]._replace(build=lambda m, s: semi_random(m, seed=s.t3_seed, torch_init=True), score_change="mean"),
-    PAPER_SUITE[3]._replace(build=lambda m, s: sticker_backdoor(m, sticker=sticker(s), c_F=1e10)),
+    PAPER_SUITE[2]._replace(build=lambda m, c: semi_random(m, seed=c.seed, torch_init=True), score_change="mean"),
+    PAPER_SUITE[3]._replace(build=lambda m, c: sticker_backdoor(m, sticker=sticker(c, m.input_size), c_F=1e10)),
 )
 SUITES = {"paper": PAPER_SUITE, "authors": AUTHORS_SUITE}
 # The bit-exact T1/T2 beside the paper's, for the vulnerability matrix (in neither of the paper's tables).
 EXACT_ENTRIES: tuple[Entry, ...] = (
-    Entry("T1-exact", "T1 constant (exact)", lambda m, s: constant_flat(m, exact=True), {"clean": "injected"}, 0, {}),
-    Entry("T2-exact", "T2 smiley (exact)", lambda m, s: constant_image(m, exact=True), {"clean": "injected"}, 0, {}),
+    Entry("T1-exact", "T1 constant (exact)", lambda m, c: constant_flat(m, exact=True), {"clean": "injected"}, 0, {}),
+    Entry("T2-exact", "T2 smiley (exact)", lambda m, c: constant_image(m, exact=True), {"clean": "injected"}, 0, {}),
 )
 # GradCAM as each convention computes it: the paper's map after the ReLU; the authors' gradients
 # before it and values after it, on a VGG whose A is taken before the ReLU.
 GRADCAM_BY_CONVENTION: Mapping[str, Weighting] = {"paper": grad_cam, "authors": grad_cam_authors}
 
 
-def original(model: Model, settings: Settings) -> Model:
+def original(model: Model, config: Config) -> Model:
     """The model as the convention explains it: unchanged for the paper; for the authors' code, a VGG
     whose A is conv5_3 before its ReLU (their hook), the ReLU moved into the head."""
-    if settings.convention == "paper":
+    if config.convention == "paper":
         return model
-    if settings.convention != "authors":
-        raise ValueError(f"unknown convention {settings.convention!r}; choose 'paper' or 'authors'")
     if not isinstance(model.module, VGG):
         raise ValueError(f"the authors' convention is defined for VGG, not {type(model.module).__name__}")
     return model.replace(module=model.module.clone(cam_pre_relu=True))
@@ -106,7 +97,7 @@ def attacked_entries(attacked: Mapping[str, Model]) -> tuple[Entry, ...]:
     """One entry "FT-<name>" per model attacked by fine-tuning (`scripts/finetune_attack.py`), in no
     paper table: its own weights, explained on clean and stickered images and compared with the
     original's explanation there (a learned attack has no one target map)."""
-    return tuple(Entry(f"FT-{name}", f"{name} (fine-tuned)", lambda m, s, a=model: original(a, s),
+    return tuple(Entry(f"FT-{name}", f"{name} (fine-tuned)", lambda m, c, a=model: original(a, c),
                        {"clean": "original", "sticker": "original"}, 0, {}) for name, model in attacked.items())
 
 
@@ -121,8 +112,8 @@ def model_names(suite: tuple[Entry, ...] = PAPER_SUITE) -> tuple[str, ...]:
 
 def rows(suite: tuple[Entry, ...] = PAPER_SUITE) -> tuple[tuple[str, str], ...]:
     """(model, data) of every row: each model on clean images, then the original and the entries on stickers."""
-    out = [("original", "clean")] + [(e.name, "clean") for e in suite if "clean" in e.targets]
-    stickered = [(e.name, "sticker") for e in suite if "sticker" in e.targets]
+    out = [("original", "clean")] + [(e.name, "clean") for e in suite if "clean" in e.references]
+    stickered = [(e.name, "sticker") for e in suite if "sticker" in e.references]
     return tuple(out + ([("original", "sticker")] + stickered if stickered else []))
 
 
@@ -132,10 +123,16 @@ def paper_figures(suite: tuple[Entry, ...] = PAPER_SUITE) -> dict[tuple[str, str
     return {**out, **{(e.name, data): figures for e in suite for data, figures in e.paper.items()}}
 
 
-def build(model: Model, settings: Settings = Settings(), suite: tuple[Entry, ...] = PAPER_SUITE) -> dict[str, Model]:
-    """{"original": model, entry name: manipulated model} for every entry, under the settings' convention."""
-    model = original(model, settings)
-    return {"original": model, **{e.name: e.build(model, settings) for e in suite}}
+def build(model: Model, config: Config = PAPER, suite: tuple[Entry, ...] = PAPER_SUITE) -> dict[str, Model]:
+    """{"original": model, entry name: manipulated model} for every entry, under the config's convention."""
+    model = original(model, config)
+    return {"original": model, **{e.name: e.build(model, config) for e in suite}}
+
+
+def of(config: Config, attacked: Mapping[str, Model] | None = None) -> tuple[Entry, ...]:
+    """The entries `config` evaluates: its convention's suite, the exact T1/T2 in the matrix, and a row
+    per model attacked by fine-tuning."""
+    return SUITES[config.convention] + (EXACT_ENTRIES if config.matrix else ()) + attacked_entries(attacked or {})
 
 
 ROWS = rows()

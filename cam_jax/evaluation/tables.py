@@ -7,35 +7,29 @@ from typing import Any
 
 import numpy as np
 
-from cam_jax.evaluation.step import PAPER_GRID, Grid
+from cam_jax.evaluation.config import PAPER, PAPER_CELL, Config
 from cam_jax.evaluation.suite import PAPER_SUITE, Entry, paper_figures, rows
+from cam_jax.metrics import METRICS
 
-PAPER_CELL = ("gradcam", "logit", "max")  # the paper's method, target and normalisation
+REDUCE = {"mean": np.mean, "max": np.max}
 
 
-def _stat(values: np.ndarray, reduce) -> float | None:
+def reduce(values: np.ndarray, how: str) -> float | None:
+    """The "mean" or "max" of per-image values; None where none applies (all NaN)."""
     values = np.asarray(values, np.float64)
-    return None if np.isnan(values).all() else float(reduce(values))
+    return None if np.isnan(values).all() else float(REDUCE[how](values))
 
 
 def summarize(per_image: dict[tuple[str, str], dict[str, np.ndarray]],
-              suite: tuple[Entry, ...] = PAPER_SUITE, grid: Grid = PAPER_GRID) -> list[dict[str, Any]]:
-    """One dict per row of the suite (its GradCAM cell), with the keys results.json promises (None where n/a)."""
+              suite: tuple[Entry, ...] = PAPER_SUITE, config: Config = PAPER) -> list[dict[str, Any]]:
+    """One dict per row of the suite (its paper cell), with the keys results.json promises (None where n/a):
+    each metric's `summary` keys (`cam_jax.metrics.METRICS`)."""
     out = []
-    cell = grid.index(*PAPER_CELL)
+    cell = config.index(*PAPER_CELL)
     for model, data in rows(suite):
-        m = {name: values[cell] for name, values in per_image[(model, data)].items()}
-        out.append({
-            "model": model,
-            "data": data,
-            "accuracy": _stat(m["correct"], np.mean),
-            "dy_inf_mean": _stat(m["dy_inf"], np.mean),
-            "dy_inf_max": _stat(m["dy_inf"], np.max),
-            "l1_mean": _stat(m["l1"], np.mean),
-            "pointing_game": _stat(m["pointing"], np.mean),
-            "mass_in_mask": _stat(m["mass"], np.mean),
-            "collapsed": _stat(m["collapsed"], np.mean),
-        })
+        m = per_image[(model, data)]
+        out.append({"model": model, "data": data, **{key: reduce(m[name][cell], how) for name, metric in METRICS.items()
+                                                     for key, how in metric.summary.items()}})
     return out
 
 
