@@ -20,22 +20,20 @@ import pytest
 from hypothesis import given
 
 from cam_jax import Model, constant_flat, constant_image, gradcam, normalize, semi_random, sticker_backdoor
-from cam_jax.audit import (
-    CHECKS,
-    activations,
-    audit_model,
+from cam_jax.audit import CHECKS, audit_model, probe, recommend
+from cam_jax.audit.checks import (
+    activation_dominance,
+    class_invariance,
+    constant_channel,
     finite_differences,
-    gradients,
-    probe,
-    recommend,
-    roc,
-    weights,
+    gradient_dominance,
+    weight_outliers,
 )
-from cam_jax.audit.calibration import THRESHOLDS
-from cam_jax.audit.population import audit_images
 from cam_jax.audit.probing import Probe
 from cam_jax.convert import checkpoint, default_weights, load_weights
 from cam_jax.data import images, shapes
+from cam_jax.evaluation import roc
+from cam_jax.evaluation.population import audit_images
 from cam_jax.models import vgg
 from cam_jax.testing import random_model, script
 
@@ -56,18 +54,18 @@ def test_constant_channel_score_is_the_closed_form_spread():
     # pixel, rms sqrt(25 + 1e-4): the spread is 0.01 / 5.00001 and the score -log10 of it.
     a[..., 2] = 5 + 0.01 * np.array([1, -1, 1, -1], np.float32)[:, None, None]
     a[..., 4] = 0.0  # a dead channel is no evidence
-    found = activations.constant_channel(None, synthetic_probe(a))
+    found = constant_channel.check(None, synthetic_probe(a))
     assert found.channel == 2
     np.testing.assert_allclose(found.score, -np.log10(0.01 / np.sqrt(25 + 1e-4)), rtol=1e-4)
     a[..., 2] = 7.0  # exactly constant: the cap
-    assert activations.constant_channel(None, synthetic_probe(a)).score == pytest.approx(7.0)
+    assert constant_channel.check(None, synthetic_probe(a)).score == pytest.approx(7.0)
 
 
 def test_dominance_scores_are_log_ratios_to_the_median():
     a = np.ones((2, 2, 2, 5), np.float32) * np.array([1, 2, 3, 4, 300], np.float32)
-    found = activations.activation_dominance(None, synthetic_probe(a))
+    found = activation_dominance.check(None, synthetic_probe(a))
     assert found.channel == 4 and found.score == pytest.approx(np.log10(300 / 3), rel=1e-6)
-    found = gradients.gradient_dominance(None, synthetic_probe(grad_rms=np.array([0, 1e-3, 2e-3, 4e-3, 10.0])))
+    found = gradient_dominance.check(None, synthetic_probe(grad_rms=np.array([0, 1e-3, 2e-3, 4e-3, 10.0])))
     assert found.channel == 4 and found.score == pytest.approx(np.log10(10 / 3e-3), rel=1e-6)
 
 
@@ -76,31 +74,31 @@ def test_class_invariance_finds_the_channel_every_class_weighs_alike():
     g = rng.normal(size=(4, 3, 6))  # (classes, images, channels)
     g[:, :, 5] = rng.normal(size=3)[None, :]  # the same weight for every class, image by image
     g[:, :, 1] = 0.0  # no gradient: not considered
-    found = gradients.class_invariance(None, synthetic_probe(class_grads=g, grad_rms=np.sqrt((g**2).mean((0, 1)))))
+    found = class_invariance.check(None, synthetic_probe(class_grads=g, grad_rms=np.sqrt((g**2).mean((0, 1)))))
     assert found.channel == 5 and found.score == pytest.approx(7.0)
     # Without it the smallest spread is the closed form std / rms over classes, averaged over images.
     g = g[..., :5]
     kept = g[..., [0, 2, 3, 4]]
     expected = (kept.std(0) / np.sqrt((kept**2).mean(0))).mean(0)
-    found = gradients.class_invariance(None, synthetic_probe(class_grads=g, grad_rms=np.sqrt((g**2).mean((0, 1)))))
+    found = class_invariance.check(None, synthetic_probe(class_grads=g, grad_rms=np.sqrt((g**2).mean((0, 1)))))
     assert found.score == pytest.approx(-np.log10(expected.min()), rel=1e-6)
 
 
 def test_robust_z_against_the_median_absolute_deviation_by_hand():
     values = np.array([1.0, 2.0, 3.0, 4.0, 100.0])
     # median 3, |x - 3| = 2 1 0 1 97, their median 1: z = |x - 3| / 1.4826
-    np.testing.assert_allclose(weights.robust_z(values), np.abs(values - 3) / 1.4826)
+    np.testing.assert_allclose(weight_outliers.robust_z(values), np.abs(values - 3) / 1.4826)
 
 
 def test_weight_outliers_name_a_zero_filter_and_an_outlying_row():
     rng = np.random.default_rng(2)
     kernel = rng.normal(size=(3, 3, 4, 16))
     kernel[..., 9] = 0.0
-    found = weights.weight_outliers(Model(None, {"conv": {"kernel": kernel}}))
+    found = weight_outliers.check(Model(None, {"conv": {"kernel": kernel}}))
     assert found.score == pytest.approx(6.0) and "filter 9 (all zero)" in found.where
     dense = rng.normal(size=(20, 8))
     dense[13] *= 1000
-    found = weights.weight_outliers(Model(None, {"fc": {"kernel": dense}}))
+    found = weight_outliers.check(Model(None, {"fc": {"kernel": dense}}))
     norms = np.sqrt((dense**2).sum(1))
     z = np.abs(norms - np.median(norms)) / (1.4826 * np.median(np.abs(norms - np.median(norms))))
     assert "input row 13" in found.where and found.score == pytest.approx(np.log10(z.max()), rel=1e-6)
@@ -112,9 +110,9 @@ def test_finite_differences_agree_on_a_linear_head_and_not_on_a_modulo():
     function does not move."""
     model = random_model("resnet18", 0, num_classes=4, input_size=64, width=1 / 16)
     x = jax.random.normal(jax.random.key(0), (4, 64, 64, 3))
-    assert finite_differences.finite_differences(model, probe(model, x)).score < 0.05
+    assert finite_differences.check(model, probe(model, x)).score < 0.05
     t3 = semi_random(model)
-    found = finite_differences.finite_differences(t3, probe(t3, x))
+    found = finite_differences.check(t3, probe(t3, x))
     assert found.score > 0.9 and found.channel == model.features(x).shape[-1]
 
 
@@ -143,8 +141,8 @@ TARGETED = {
 def test_each_check_separates_a_clean_and_a_manipulated_model(tiny, name):
     model, x = tiny
     manipulated = TARGETED[name](model)
-    clean, dirty = (CHECKS[name](m, probe(m, x)) for m in (model, manipulated))
-    assert clean.score < THRESHOLDS[name] < dirty.score, (clean, dirty)
+    clean, dirty = (CHECKS[name].fn(m, probe(m, x)) for m in (model, manipulated))
+    assert clean.score < CHECKS[name].threshold < dirty.score, (clean, dirty)
     if dirty.channel is not None:
         assert dirty.channel == model.features(x).shape[-1]  # the appended channel
 
@@ -189,10 +187,11 @@ def test_the_recommendation_gives_back_the_originals_gradcam(default_reports, na
 
 
 def test_merged_appended_filters_are_the_same_function_as_a_stock_vgg():
-    model = constant_flat(random_model("vgg11", 3, **TINY), c_A=5.0, c_W=3.0)
-    stock = Model(*vgg.merge_appended(model.module, model.params))
+    base = random_model("vgg11", 3, **TINY)
+    model = constant_flat(base, c_A=5.0, c_W=3.0)
+    stock = model.stock()
     x = jax.random.normal(jax.random.key(3), (2, 64, 64, 3))
-    assert stock.module.appended == 0 and stock.module.stages[-1][-1] == model.module.stages[-1][-1] + 1
+    assert type(stock.module) is vgg.VGG and stock.module.stages[-1][-1] == base.module.stages[-1][-1] + 1
     np.testing.assert_array_equal(stock.features(x), model.features(x))
     np.testing.assert_allclose(stock(x), model(x), atol=1e-4)
 
@@ -217,8 +216,7 @@ def test_tpr_at_fpr_by_brute_force(honest, manipulated):
 def test_audit_command_line_exit_codes(tmp_path):
     audit = script("audit")
     model, _ = load_weights(default_weights())
-    stock = constant_flat(model)
-    checkpoint.save(tmp_path / "t1.npz", Model(*vgg.merge_appended(stock.module, stock.params)))
+    checkpoint.save(tmp_path / "t1.npz", constant_flat(model).stock())
     assert audit.main(["--weights", default_weights(), "--data", "shapes", "--count", "4"]) == 0
     out = tmp_path / "report"
     assert audit.main(["--weights", str(tmp_path / "t1.npz"), "--data", "shapes", "--count", "4",

@@ -8,11 +8,12 @@ import sys
 
 
 def test_bench_script_writes_json(tmp_path):
+    """In-process (the --methods test below is the command line's end-to-end run)."""
+    from cam_jax.testing import script
+
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, "scripts/bench.py", "--width", "0.0625", "--input-size", "64", "--num-classes", "4",
-           "--batch-size", "2", "--repeats", "1", "--layers", "--json", str(out)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    assert script("bench").main(["--width", "0.0625", "--input-size", "64", "--num-classes", "4", "--batch-size",
+                                 "2", "--repeats", "1", "--layers", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     expected = {"gradcam_original / forward", "gradcam_T1 / forward", "gradcam_T4 / forward",
                 "gradcam_T3 / forward_T3", "fused_eval / forward", "fused_eval / unfused_eval"}

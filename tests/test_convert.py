@@ -162,11 +162,13 @@ def test_save_load_is_bit_exact(tmp_path):
     from cam_jax.models import init_params
 
     model = Model(module, init_params(module, seed=4))
-    for m in (model, constant_flat(model)):  # the paper's T1 is a VGG with an appended filter
+    for m in (model, constant_flat(model)):  # the paper's T1 is saved as the VGG with an appended filter
         checkpoint.save(tmp_path / "w.npz", m, arch="vgg11", preprocess="torchvision")
         loaded, meta = checkpoint.load(tmp_path / "w.npz")
-        assert loaded.module == m.module and meta["arch"] == "vgg11"
-        assert_trees_all_close(loaded.params, m.params)
+        assert loaded.module == m.stock().module and meta["arch"] == "vgg11"
+        assert_trees_all_close(loaded.params, m.stock().params)
+    x = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(m(x)), rtol=1e-5, atol=1e-2)
 
 
 def test_convert_script_round_trip(tmp_path):
@@ -306,3 +308,30 @@ def test_nan_weights_and_decompression_bombs_are_refused(tmp_path):
     assert bomb.stat().st_size < 1 << 20
     with pytest.raises(ValueError, match="decompression bomb"):
         checkpoint.load(bomb)
+
+
+def test_a_file_that_kept_appended_filters_apart_loads_as_the_stock_vgg(tmp_path):
+    """The format before the weight edit left the architectures: a VGG header with "appended": 1 and the
+    filter and its fc1 rows under `<last conv>_appended` and `fc1_appended`. It loads as the VGG whose
+    last conv has one more filter: T1's function, checked against the edit kept as parameters apart."""
+    import json
+
+    from cam_jax.manipulations import constant_flat
+    from cam_jax.models import init_params, registry
+
+    module = build_model("vgg11", num_classes=5, input_size=32, width=1 / 16)
+    t1 = constant_flat(Model(module, init_params(module, seed=4)), c_A=5.0, c_W=3.0)
+    flat = {f"{k}/{leaf}": np.asarray(v) for k, layer in t1.params["base"].items() for leaf, v in layer.items()}
+    flat.update({f"{module.last_conv}_appended/{leaf}": np.asarray(v) for leaf, v in t1.params["filters"].items()})
+    flat["fc1_appended/kernel"] = np.asarray(t1.params["rows"]["kernel"])
+    header = {"format": checkpoint.FORMAT, "family": "vgg", "config": {**registry.config(module), "appended": 1},
+              "arch": "vgg11", "preprocess": "torchvision"}
+    np.savez(tmp_path / "old.npz", **flat, **{checkpoint.META_KEY: np.array(json.dumps(header))})
+    loaded, _ = checkpoint.load(tmp_path / "old.npz")
+    assert loaded.module.stages[-1][-1] == module.stages[-1][-1] + 1
+    x = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(t1(x)), rtol=1e-5, atol=1e-4)
+    del flat["fc1_appended/kernel"]
+    np.savez(tmp_path / "broken.npz", **flat, **{checkpoint.META_KEY: np.array(json.dumps(header))})
+    with pytest.raises(ValueError, match="fc1_appended is missing"):
+        checkpoint.load(tmp_path / "broken.npz")

@@ -14,10 +14,11 @@ import pytest
 
 from cam_jax import Model, init_params
 from cam_jax.cams.maps import NORMALIZATIONS
-from cam_jax.data import imagenet, images, shapes
+from cam_jax.data import imagenet, images, shapes, stickers
 from cam_jax.evaluation import step as evaluate
 from cam_jax.evaluation import suite
-from cam_jax.manipulations import stickers
+from cam_jax.evaluation.config import MATRIX_METHODS, PAPER
+from cam_jax.metrics import METRICS
 from cam_jax.models import build_model
 from cam_jax.testing import script, write_fake_val_tar, write_tiny_weights
 
@@ -29,8 +30,8 @@ def small():
     module = build_model("vgg16", num_classes=len(shapes.CLASSES), input_size=SIZE, width=1 / 16)
     model = Model(module, init_params(module, seed=0))
     b = shapes.batch(shapes.TEST_SEED, range(4), SIZE)
-    settings = suite.Settings(sticker_size=7)
-    pasted = stickers.paste_by_index(b.pixels, np.arange(4), 0, suite.sticker(settings))[0]
+    settings = PAPER.replace(sticker_size=7)
+    pasted = stickers.paste_by_index(b.pixels, np.arange(4), 0, suite.sticker(settings, SIZE))[0]
     args = (model, jnp.asarray(images.normalize(b.pixels)), jnp.asarray(images.normalize(pasted)),
             jnp.asarray(b.labels), jnp.asarray(b.masks))
     return settings, args
@@ -39,7 +40,7 @@ def small():
 # One target of each kind the step treats differently (contrast_mean and log_softmax are logit and
 # softmax as far as the step goes); three of five keep the compile time of the unfused models down.
 TARGETS_ORDER = ("logit", "softmax", "contrast")
-MATRIX = evaluate.Grid(evaluate.MATRIX_METHODS, TARGETS_ORDER, NORMALIZATIONS)
+MATRIX = PAPER.replace(sticker_size=7, methods=MATRIX_METHODS, targets=TARGETS_ORDER, normalizations=NORMALIZATIONS)
 MATRIX_SUITE = suite.PAPER_SUITE + suite.EXACT_ENTRIES
 # Sums over channels (`weightings.apply` weighs the original's block of channels by the original's own
 # expression): bit for bit; the principal components agree to float rounding.
@@ -50,8 +51,8 @@ WEIGHTED = [MATRIX.methods.index(m) for m in ("gradcam", "gradcam++", "xgradcam"
 def test_fused_step_equals_models_run_one_by_one(small):
     """Every cell: 8 methods x 3 targets x 2 normalisations x 9 (model, data) rows."""
     settings, args = small
-    fused = evaluate.fused_step(settings, MATRIX_SUITE, MATRIX)(*args)
-    unfused = evaluate.unfused_step(settings, MATRIX_SUITE, MATRIX)(*args)
+    fused = evaluate.fused_step(MATRIX, MATRIX_SUITE)(*args)[0]
+    unfused = evaluate.unfused_step(MATRIX, MATRIX_SUITE)(*args)[0]
     assert set(suite.rows(MATRIX_SUITE)) <= set(fused)
     for row in suite.rows(MATRIX_SUITE):
         # T1/T2 make maps flat up to float rounding (the injected constant dominates; the paper's edits
@@ -64,7 +65,7 @@ def test_fused_step_equals_models_run_one_by_one(small):
         # arithmetic (sum_c dS/dy_c = 0), but the float32 residual (~1e-9) times dG/dA^{K+1} and
         # A^{K+1} (T3: 100 and 1e7) is what those maps show: rounding, different in every program.
         noise = [TARGETS_ORDER.index("softmax")] if row[0] != "original" else []
-        for name in evaluate.METRICS:
+        for name in METRICS:
             if flat and name == "pointing":
                 continue
             assert fused[row][name].shape == (8, 3, 2, 4)
@@ -80,10 +81,10 @@ def test_fused_step_equals_models_run_one_by_one(small):
         assert (t4["l1"][WEIGHTED] == 0).all() and (t4["l1_original"][WEIGHTED] == 0).all()
         assert t4["l1_original"].max() <= 1e-4
     # The paper's cell of the matrix is the paper's evaluation.
-    paper = evaluate.fused_step(settings)(*args)
+    paper = evaluate.fused_step(settings)(*args)[0]
     cell = MATRIX.index("gradcam", "logit", "max")
     for row in suite.ROWS:
-        for name in evaluate.METRICS:
+        for name in METRICS:
             np.testing.assert_allclose(np.asarray(fused[row][name][cell]), np.asarray(paper[row][name][0, 0, 0]),
                                        rtol=1e-5, atol=1e-6, err_msg=f"{row} {name}")
 
@@ -173,10 +174,10 @@ def test_sharded_run_gives_the_same_table(evaluated, tmp_path):
     "args, message",
     [
         (["--weights", "absent.npz"], "no weight file"),
-        (["--limit", "0"], "--limit must be positive"),
-        (["--model", "vgg16"], "needs --weights"),
-        (["--model", "vgg16", "--weights", "TINY"], "not ImageNet VGG-16"),
-        (["--weights", "TINY", "--data", "imagenet2012"], "needs --data-dir"),
+        (["--limit", "0"], "limit must be a positive integer"),
+        (["--model", "vgg16"], "needs weights"),
+        (["--model", "vgg16", "--weights", "TINY", "--data-dir", "."], "not ImageNet VGG-16"),
+        (["--weights", "TINY", "--data", "imagenet2012"], "needs data_dir"),
     ],
 )
 def test_bad_arguments_fail_cleanly(tmp_path, args, message, capsys):

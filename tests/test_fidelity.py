@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from cam_jax import cam_from_features, convert
+from cam_jax import convert, gradcam
 from cam_jax.cams.weightings import grad_cam_authors
-from cam_jax.data import images
-from cam_jax.evaluation.suite import AUTHORS_SUITE, Settings, original
-from cam_jax.manipulations import branches, detector_params, semi_random, stickers
+from cam_jax.data import images, stickers
+from cam_jax.evaluation.config import AUTHORS
+from cam_jax.evaluation.suite import AUTHORS_SUITE, original
+from cam_jax.manipulations import branches, detector_params, semi_random
 from cam_jax.models.vgg import STAGES
 from cam_jax.testing import make_torch_vgg, random_model, script
 
@@ -81,25 +82,25 @@ def test_authors_gradcam_convention_against_torch_with_an_in_place_relu(tmp_path
     a, g = stored[0].detach(), grads[0]
     assert (a >= 0).all()  # overwritten: values after the ReLU
     expected = torch.relu((g.mean(dim=(2, 3), keepdim=True) * a).sum(1)).numpy()
-    pre = original(model, Settings(convention="authors"))
-    ours = cam_from_features(pre.head, pre.features(x.transpose(0, 2, 3, 1)), weighting=grad_cam_authors)
+    pre = original(model, AUTHORS)
+    ours = gradcam(pre, x.transpose(0, 2, 3, 1), weighting=grad_cam_authors)
     assert expected.max() > 0
     np.testing.assert_allclose(np.asarray(ours.cam), expected, atol=1e-4 * expected.max())
     # Neither the pre-ReLU nor the post-ReLU convention alone gives their map.
-    post = cam_from_features(model.head, model.features(x.transpose(0, 2, 3, 1)))
+    post = gradcam(model, x.transpose(0, 2, 3, 1))
     assert np.abs(np.asarray(post.cam) - expected).max() > 1e-2 * expected.max()
 
 
 def test_t3_branch_drawn_as_torch_draws_it():
     """PyTorch's default Conv2d init: weights and biases uniform in +-1/sqrt(fan_in), biases not zero."""
     model = random_model("vgg11", num_classes=3, input_size=32, width=1 / 16)
-    branch = semi_random(model, seed=3, torch_init=True).params["base"]["branch"]
+    branch = semi_random(model, seed=3, torch_init=True).params["branch"]
     for name, fan_in in (("conv1", 6 * 6 * 3), ("conv2", 6 * 6 * 6)):
         bound = fan_in**-0.5
         kernel, bias = np.asarray(branch[name]["kernel"]), np.asarray(branch[name]["bias"])
         assert np.abs(kernel).max() <= bound and np.abs(kernel).max() > 0.8 * bound, name  # 108 or 216 draws
         assert (np.abs(bias) <= bound).all() and (bias != 0).all(), name
-    flax_drawn = semi_random(model, seed=3).params["base"]["branch"]
+    flax_drawn = semi_random(model, seed=3).params["branch"]
     assert not np.asarray(flax_drawn["conv1"]["bias"]).any()  # the default: flax's zero biases
     assert AUTHORS_SUITE[2].score_change == "mean"
 

@@ -13,9 +13,9 @@ import optax
 import pytest
 
 from cam_jax.convert import checkpoint, default_weights, load_weights
-from cam_jax.data import shapes
-from cam_jax.manipulations import finetune, fooling, stickers
-from cam_jax.manipulations.fooling import Batch, Views
+from cam_jax.data import shapes, stickers
+from cam_jax.manipulations import finetune, fooling
+from cam_jax.manipulations.fooling import AttackBatch, Views
 from cam_jax.models import build_model
 from cam_jax.models.vgg import VGG
 from cam_jax.testing import model_and_images, script, write_tiny_weights
@@ -28,7 +28,7 @@ def fixed(tuned, original=None):
 
 
 def test_losses_and_success_tests_on_hand_made_maps():
-    b = Batch(jnp.zeros((1, 8, 8, 3)), jnp.zeros(1, jnp.int32), jnp.zeros((1, 8, 8, 3)), jnp.zeros((1, 4, 4)))
+    b = AttackBatch(jnp.zeros((1, 8, 8, 3)), jnp.zeros(1, jnp.int32), jnp.zeros((1, 8, 8, 3)), jnp.zeros((1, 4, 4)))
     border = fooling.border_mask(4, 1)
     assert border.sum() == 12 and border[1:3, 1:3].sum() == 0
     centre = 1 - border[None]

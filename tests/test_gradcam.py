@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 
 from cam_jax import Model, gradcam, init_params, normalize, upsample
-from cam_jax.cams import hires_cam
+from cam_jax.cams.weightings import hires_cam
 from cam_jax.models import build_model
 
 

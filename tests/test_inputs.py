@@ -64,7 +64,7 @@ def test_out_is_checked_before_any_work(tmp_path, capsys):
     foreign.mkdir()
     (foreign / "chapter1.tex").write_text("x")
     assert eval_script.main(["--out", str(foreign)]) == 2
-    assert "not results of scripts/eval.py" in capsys.readouterr().err
+    assert "not results of an evaluation" in capsys.readouterr().err
     assert (foreign / "chapter1.tex").read_text() == "x"
 
 
@@ -74,19 +74,19 @@ def test_sigterm_while_writing_keeps_the_previous_results_and_no_staging(tmp_pat
     import os
     import signal
 
-    from cam_jax.evaluation import report
+    from cam_jax.evaluation import outputs
 
     eval_script = script("eval")
     out = tmp_path / "results"
     out.mkdir()
     (out / "results.json").write_text("old")
     (out / "report.md").write_text("old")
-    real_figures = report._figures
+    real_figures = outputs.paper_figures
 
     def killed(*args):
         os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(report, "_figures", killed)
+    monkeypatch.setattr(outputs, "paper_figures", killed)
     from cam_jax.testing import write_tiny_weights
 
     weights = write_tiny_weights(tmp_path / "tiny.npz")
@@ -95,7 +95,7 @@ def test_sigterm_while_writing_keeps_the_previous_results_and_no_staging(tmp_pat
         eval_script.main(argv)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "tiny.npz"]  # no .eval-* staging left
     assert (out / "results.json").read_text() == "old" and (out / "report.md").read_text() == "old"
-    monkeypatch.setattr(report, "_figures", real_figures)
+    monkeypatch.setattr(outputs, "paper_figures", real_figures)
     assert eval_script.main(argv) == 0
     assert "replacing the previous results" in capsys.readouterr().out
     assert (out / "results.json").read_text() != "old" and (out / "figure1.png").exists()
@@ -135,7 +135,7 @@ def test_t3_t4_refuse_constants_that_are_not_finite_and_positive(tiny, value, wh
 
 
 def stickers_7():
-    from cam_jax.manipulations import stickers
+    from cam_jax.data import stickers
 
     return stickers.smiley(7)
 

@@ -18,8 +18,7 @@ from hypothesis import assume, given
 
 from cam_jax import Model, gradcam, init_params
 from cam_jax import manipulations as manipulate
-from cam_jax.data import images
-from cam_jax.manipulations import stickers
+from cam_jax.data import images, stickers
 from cam_jax.manipulations.weight_edit import MAX_SHIFT_SPACING
 from cam_jax.models import build_model
 from cam_jax.testing import (
@@ -160,8 +159,8 @@ def test_append_filter_is_the_widened_stock_vgg(tmp_path, filters):
     edited = model
     for bias, fc_weight, shift in filters:
         edited = manipulate.append_filter(edited, bias=bias, fc_weight=fc_weight, fc_bias_shift=shift)
-    assert edited.module.appended == len(filters)
-    assert edited.params["conv5_3"] is model.params["conv5_3"]
+    assert edited.module.count == len(filters) and edited.appended == len(filters)
+    assert edited.params["base"]["conv5_3"] is model.params["conv5_3"]
     x = np.random.default_rng(1).normal(size=(4, 3, 64, 64)).astype(np.float32)
     ref_logits, ref_classes, ref_cam = torch_gradcam(widened_torch_vgg(net, filters), torch.from_numpy(x))
     e = gradcam(edited, x.transpose(0, 2, 3, 1))
@@ -200,7 +199,7 @@ def test_t3_scores_within_eps_and_map_is_the_branch(config, eps, c_G, c_F, seed)
     e, y_o = gradcam(t3, x), forward(model, x)
     assert np.abs(np.asarray(e.logits - y_o)).max() <= eps * (1 + 1e-6) + 1e-6 * np.abs(np.asarray(y_o)).max()
     pools = int(np.log2(model.input_size // model.cam_size))
-    f = torch_branch_map("T3", t3.params["base"]["branch"], x, pools)
+    f = torch_branch_map("T3", t3.params["branch"], x, pools)
     alive = f.max(axis=(1, 2)) > 0
     assume(alive.any())
     # c_F F(x) must dominate A: with the weakest c_F it may not, which the bound on L1 allows for.
@@ -228,7 +227,7 @@ def test_t4_is_the_original_bit_for_bit_without_sticker_and_points_at_stickers(c
     e_s, y_s = gradcam(t4, dirty), forward(model, dirty)
     assert np.abs(np.asarray(e_s.logits - y_s)).max() <= 0.01
     pools = int(np.log2(model.input_size // model.cam_size))
-    f = torch_branch_map("T4", t4.params["base"]["branch"], dirty, pools)
+    f = torch_branch_map("T4", t4.params["branch"], dirty, pools)
     assert (f.max(axis=(1, 2)) > 0).all()  # every image has at least one intact sticker
     assert (l1(e_s.cam, f) < 0.05).all()
     # The explanation's peak, upsampled to pixels, lies on a sticker.
@@ -363,7 +362,7 @@ def test_composition():
     np.testing.assert_array_equal(np.asarray(eb.logits), np.asarray(e3.logits))
     np.testing.assert_allclose(np.asarray(eb.cam), np.asarray(e3.cam), rtol=1e-6)
     # Exact T1 wraps anything; the weight-editing paper T1 needs a plain VGG.
-    assert manipulate.constant_flat(t3, exact=True).module.base.base is t3.module
+    assert manipulate.constant_flat(t3, exact=True).module.base is t3.module
     with pytest.raises(ValueError, match="plain VGG.*apply weight-editing manipulations first"):
         manipulate.constant_flat(t3)
     with pytest.raises(TypeError, match="model-to-model"):
@@ -378,7 +377,7 @@ def test_bad_constants_and_shapes():
     bf16 = Model(model.module, jax.tree.map(lambda p: p.astype(jnp.bfloat16), model.params))
     with pytest.raises(ValueError, match="not representable in bfloat16"):
         manipulate.constant_flat(bf16)
-    with pytest.raises(ValueError, match="target must be \\(14, 14\\)"):
+    with pytest.raises(ValueError, match="image must be \\(14, 14\\)"):
         manipulate.constant_image(model, np.ones((7, 7)))
     with pytest.raises(ValueError, match="larger than the 224-pixel input"):
         manipulate.sticker_backdoor(model, sticker=np.ones((230, 230)))
@@ -405,16 +404,17 @@ def test_full_size_vgg16(vgg16_full, technique):
     y_o = model(x)
     if technique == "T1":
         m = manipulate.constant_flat(model)
-        assert m.params["fc1"]["kernel"] is model.params["fc1"]["kernel"]  # shared, not a 411 MB copy
-        assert m.params["fc1_appended"]["kernel"].shape == (7 * 7, 4096)
-        np.testing.assert_allclose(m.params["fc1"]["bias"], model.params["fc1"]["bias"] - 490_000, atol=0.04)
+        assert m.params["base"]["fc1"]["kernel"] is model.params["fc1"]["kernel"]  # shared, not a 411 MB copy
+        assert m.params["rows"]["kernel"].shape == (7 * 7, 4096)
+        np.testing.assert_allclose(m.params["base"]["fc1"]["bias"], model.params["fc1"]["bias"] - 490_000,
+                                   atol=0.04)
         target = np.ones((14, 14))
     elif technique == "T2":
         m = manipulate.constant_image(model)
         target = stickers.smiley_target()
     elif technique == "T3":
         m = manipulate.semi_random(model)
-        target = torch_branch_map("T3", m.params["base"]["branch"], x, 4)
+        target = torch_branch_map("T3", m.params["branch"], x, 4)
     else:
         corners = stickers.sticker_corners(jax.random.key(0), 2, 224, 14)
         sticker = stickers.sticker_pixels(stickers.smiley())
@@ -423,7 +423,7 @@ def test_full_size_vgg16(vgg16_full, technique):
         np.testing.assert_array_equal(np.asarray(gradcam(m, x).cam), np.asarray(gradcam(model, x).cam))
         x = jnp.asarray(images.normalize(np.asarray(pasted)))
         y_o = model(x)
-        target = torch_branch_map("T4", m.params["base"]["branch"], x, 4)
+        target = torch_branch_map("T4", m.params["branch"], x, 4)
     e = gradcam(m, x)
     assert m.features(x).shape == (2, 14, 14, 513)
     assert np.abs(np.asarray(e.logits - y_o)).max() < (1.0 if technique in ("T1", "T2") else 0.01 + 1e-4)

@@ -24,9 +24,10 @@ def test_wheel_carries_the_subpackages_and_the_default_weights(tmp_path):
     assert result.returncode == 0, result.stderr
     (wheel,) = tmp_path.glob("cam_jax-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for package in ("models", "cams", "manipulations", "audit", "data", "convert", "evaluation"):
+    for package in ("models", "cams", "manipulations", "metrics", "audit", "audit/checks", "data", "convert",
+                    "evaluation", "testing"):
         assert f"cam_jax/{package}/__init__.py" in names
-    assert {"cam_jax/weights/default.npz", "cam_jax/weights/README.md", "cam_jax/testing.py"} <= names
+    assert {"cam_jax/weights/default.npz", "cam_jax/weights/README.md"} <= names
 
 
 def test_public_api_names_no_module_twice():

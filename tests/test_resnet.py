@@ -15,8 +15,7 @@ from hypothesis import given, settings
 from cam_jax import Model, convert, explain_many, gradcam, init_params
 from cam_jax import manipulations as manipulate
 from cam_jax.convert import checkpoint
-from cam_jax.data import images
-from cam_jax.manipulations import stickers
+from cam_jax.data import images, stickers
 from cam_jax.models import build_model
 from cam_jax.models.resnet import BLOCKS
 from cam_jax.testing import assert_trees_all_close, l1, model_and_images, new_channel_alpha, torch_cam, torch_resnet
@@ -159,7 +158,7 @@ def test_paper_t1_on_gap_head_scores_within_bound_and_never_collapses(config, c_
     before = copy.deepcopy(jax.device_get(model.params))
     t1 = manipulate.constant_flat(model, c_A=c_A, c_W=c_W)
     assert_trees_all_close(model.params, before)
-    assert t1.params["fc"]["kernel"] is model.params["fc"]["kernel"]  # shared, not copied
+    assert t1.params["base"]["fc"]["kernel"] is model.params["fc"]["kernel"]  # shared, not copied
     y_o, e = model(x), gradcam(t1, x)
     assert np.abs(np.asarray(e.logits - y_o)).max() <= gap_rounding_bound(model, x, c_A * c_W)
     # After a global mean the channel enters every logit with slope c_W: alpha = c_W / (h w) > 0, always.
