@@ -1,17 +1,11 @@
 """XLA CPU settings the command lines apply before JAX starts (never the library itself).
 
 XLA's CPU backend (jaxlib 0.10) hands work to YNNPACK in two ways: whole
-fusions of several ops, and single dots. Measured on this project's 2-core
-machine (VGG-16, batch 8, `scripts/bench.py` and the dots timed alone):
-
-- the multi-op fusion compiles VGG's classifier (pool, three dense layers) into
-  one YNNPACK call that takes 1.6-2.0 s instead of 0.04-0.13 s;
-- single dots through YNNPACK run the backward of fc1, `dr @ W1.T` with W1
-  25088x4096, in 0.04 s, where XLA's own (Eigen) dot takes 0.21-0.23 s; the
-  forward `z @ W1` is 0.07 s against Eigen's 0.05 s.
-
-So YNNPACK is kept for single dots only: GradCAM's head backward becomes as
-cheap as its forward. On GPUs and TPUs the flag is ignored.
+fusions of several ops, and single dots. The multi-op fusion runs VGG's
+classifier many times slower than XLA's own code, while single YNNPACK dots
+run the backward of fc1 several times faster than XLA's own dot (the timings:
+docs/BENCHMARKS.md). So YNNPACK is kept for single dots only: GradCAM's head
+backward becomes as cheap as its forward. On GPUs and TPUs the flag is ignored.
 """
 
 from __future__ import annotations
