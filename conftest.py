@@ -6,6 +6,10 @@ import os
 
 from cam_jax.xla_flags import use_ynn_for_dots_only
 
+# The suite is compile-bound (small models, many programs): LLVM without its optimisation passes
+# compiles about a third faster and runs the same XLA programs (docs/BENCHMARKS.md).
+if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 use_ynn_for_dots_only()  # the settings the command lines run under; before JAX starts
 
 from hypothesis import settings  # noqa: E402

@@ -12,7 +12,7 @@ def test_bench_script_writes_json(tmp_path):
     from cam_jax.testing import script
 
     out = tmp_path / "bench.json"
-    assert script("bench").main(["--width", "0.0625", "--input-size", "64", "--num-classes", "4", "--batch-size",
+    assert script("bench").main(["--width", "0.0625", "--input-size", "32", "--num-classes", "4", "--batch-size",
                                  "2", "--repeats", "1", "--layers", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     expected = {"gradcam_original / forward", "gradcam_T1 / forward", "gradcam_T4 / forward",

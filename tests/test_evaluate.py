@@ -109,14 +109,13 @@ def run_eval(*args, env=None):
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
-    """One eval.py run on the tiny weights that several tests read (each run pays JAX's start and its
-    compiles): 6 images in batches of 4, --exact (the paper's T1/T2 score changes are float rounding,
-    which another program, a sharded one included, reorders) and two methods beside GradCAM."""
+    """One eval.py run (in this process) on the tiny weights that several tests read: 6 images in batches
+    of 4, --exact (the paper's T1/T2 score changes are float rounding, which another program, a sharded
+    one included, reorders) and two methods beside GradCAM."""
     folder = tmp_path_factory.mktemp("eval")
     weights, out = tiny_weights(folder), folder / "results"
-    result = run_eval("--weights", weights, "--exact", "--limit", 6, "--batch-size", 4,
-                      "--methods", "gradcam++", "eigencam", "--out", out)
-    assert result.returncode == 0, result.stderr
+    assert script("eval").main(["--no-progress", "--weights", str(weights), "--exact", "--limit", "6",
+                                "--batch-size", "4", "--methods", "gradcam++", "eigencam", "--out", str(out)]) == 0
     return weights, out
 
 
@@ -124,6 +123,12 @@ def test_eval_writes_all_outputs(evaluated):
     _, out = evaluated
     assert sorted(os.listdir(out)) == ["figure1.png", "figure3.png", "figure_methods.png", "matrix.json", "matrix.md",
                                        "matrix.png", "report.md", "results.json"]
+    assert "Table 2" in (out / "report.md").read_text()
+    assert "### target contrast, minmax normalisation" in (out / "matrix.md").read_text()
+
+
+def test_eval_results_hold_every_row(evaluated):
+    _, out = evaluated
     results = json.loads((out / "results.json").read_text())
     assert results["n_images"] == 6 and results["dataset"] == "shapes"
     rows = {(r["model"], r["data"]): r for r in results["rows"]}
@@ -132,7 +137,10 @@ def test_eval_writes_all_outputs(evaluated):
                                           "pointing_game", "mass_in_mask"}
     assert rows[("original", "clean")]["dy_inf_mean"] is None
     assert rows[("T4", "clean")]["dy_inf_max"] == 0 and rows[("T4", "clean")]["l1_mean"] == 0
-    assert "Table 2" in (out / "report.md").read_text()
+
+
+def test_eval_matrix_holds_every_cell(evaluated):
+    _, out = evaluated
     cells = json.loads((out / "matrix.json").read_text())["cells"]
     assert len(cells) == 9 * 3 * 5 * 2  # (model, data) rows x gradcam (always) and the two asked x targets x norms
     assert set(cells[0]) == {"model", "data", "method", "target", "normalization", "l1_to_target", "l1_to_original",
@@ -142,10 +150,10 @@ def test_eval_writes_all_outputs(evaluated):
     assert by[("original", "clean", "gradcam", "logit", "max")]["l1_to_original"] is None
     assert by[("T4", "clean", "gradcam", "softmax", "minmax")]["l1_to_original"] == 0
     assert by[("T4", "clean", "gradcam", "logit", "max")]["dy_inf_max"] == 0
-    assert "### target contrast, minmax normalisation" in (out / "matrix.md").read_text()
 
 
 def test_sharded_run_gives_the_same_table(evaluated, tmp_path):
+    """eval.py's end-to-end run, in a process of its own: four host devices."""
     weights, single = evaluated
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     sharded = run_eval("--weights", weights, "--exact", "--limit", 6, "--batch-size", 8, "--out", tmp_path / "four",
@@ -259,5 +267,6 @@ def test_imagenet_from_a_tiny_val_tar(tmp_path, capsys):
     assert results["arch"] == "resnet50" and results["n_images"] == 2
     rows = {(r["model"], r["data"]): r for r in results["rows"]}
     assert rows[("T3", "clean")]["dy_inf_max"] <= 0.01 and rows[("T4", "clean")]["dy_inf_max"] == 0
-    wrong = run_eval("--arch", "resnet18", "--weights", pth, "--data-dir", data_dir, "--out", tmp_path / "x")
-    assert wrong.returncode == 2 and "holds resnet50 with 1000 classes, not ImageNet ResNet-18" in wrong.stderr
+    code, err = eval_here(["--arch", "resnet18", "--weights", pth, "--data-dir", data_dir, "--out", tmp_path / "x"],
+                          capsys)
+    assert code == 2 and "holds resnet50 with 1000 classes, not ImageNet ResNet-18" in err
