@@ -169,6 +169,11 @@ def check_classes(classes: Any, batch: int, num_classes: int, name: str = "class
     """
     if classes is None:
         return None
+    if isinstance(classes, jax.core.Tracer):  # inside a caller's jit: the shape and dtype are what can be checked
+        if classes.shape != (batch,) or not jnp.issubdtype(classes.dtype, jnp.integer):
+            raise ValueError(f"{name} must be ({batch},) integers to match the batch, got {classes.shape} "
+                             f"{classes.dtype}")
+        return classes.astype(jnp.int32)
     values = np.asarray(classes)
     if values.shape != (batch,):
         raise ValueError(f"{name} must have shape ({batch},) to match the batch, got {values.shape}")

@@ -33,6 +33,7 @@ from cam_jax.evaluation import figures as overlays
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 SHOWN = 4  # images in the recommendation figure
+MAX_COUNT = 1024  # images an audit reads (in passes of 32)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -61,8 +62,8 @@ def image_files(folder: str, count: int) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
-        if args.count < 2:
-            raise ValueError(f"--count must be at least 2, got {args.count}")
+        if not 2 <= args.count <= MAX_COUNT:
+            raise ValueError(f"--count must be in [2, {MAX_COUNT}], got {args.count}")
         if args.out is not None:
             os.makedirs(args.out, exist_ok=True)
         model, _ = load_weights(args.weights)
@@ -89,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         figures.report_page(report, os.path.join(args.out, "report.png"), os.path.basename(args.weights))
         with atomic_path(os.path.join(args.out, "recommended.npy")) as staging:
             np.save(staging, np.asarray(advice.explanation.cam))
-        as_is, recommended = normalize(explain(model, x, args.method).cam), normalize(advice.explanation.cam)
+        as_is = normalize(explain(model, x[:SHOWN], args.method).cam)
+        recommended = normalize(advice.explanation.cam)
         pixels = [images.denormalize(np.asarray(x[i]), model.preprocess) for i in range(min(SHOWN, x.shape[0]))]
         rows = [[(p, None, f"image {i}"), (p, np.asarray(as_is[i]), f"{args.method}, as is"),
                  (p, np.asarray(recommended[i]), "recommended")] for i, p in enumerate(pixels)]

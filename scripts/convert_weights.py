@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import jax
@@ -24,13 +25,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="checked against the file; inferred if omitted")
     parser.add_argument("--format", choices=("torchvision", "keras"), default=None, help="default: by extension")
     args = parser.parse_args(argv)
+    if os.path.exists(args.out) and os.path.exists(args.src) and os.path.samefile(args.src, args.out):
+        print(f"error: --out {args.out} is the source file: it would be written over", file=sys.stderr)
+        return 2
     fmt = args.format or ("keras" if args.src.endswith((".h5", ".hdf5", ".keras")) else "torchvision")
     load = convert.load_keras if fmt == "keras" else convert.load_torchvision
     try:
         model, meta = load(args.src, args.arch)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2
     checkpoint.save(args.out, model, **meta)
     n = sum(x.size for x in jax.tree.leaves(model.params))
     print(f"{meta['arch']}: {n:,} parameters, {meta['preprocess']} preprocessing -> {args.out}")

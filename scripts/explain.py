@@ -55,34 +55,44 @@ def _save(path: str, array) -> None:
         np.save(staging, np.asarray(array))
 
 
+def check_out(args: argparse.Namespace, stems: list[str], methods: list[str]) -> None:
+    """Make --out, check it is writable and that no output would be written over an input."""
+    os.makedirs(args.out, exist_ok=True)
+    if not os.access(args.out, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write to --out {args.out}")
+    ends = ["_logits.npy", "_methods.png", *(f"_{m}.npy" for m in methods), *(f"_{m}.png" for m in methods)]
+    outputs = {os.path.realpath(os.path.join(args.out, stem + end)) for stem in stems for end in ends}
+    inputs = [p for p in (*args.images, args.weights, args.labels or "") if p and os.path.realpath(p) in outputs]
+    if inputs:
+        raise ValueError(f"{inputs[0]} would be written over by an output in --out {args.out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     methods = list(METHODS) if args.method is None or "all" in args.method else list(dict.fromkeys(args.method))
     if args.method is None:
         methods = ["gradcam"]
     stems = [os.path.splitext(os.path.basename(p))[0] for p in args.images]
-    if len(set(stems)) != len(stems):
-        twice = sorted({s for s in stems if stems.count(s) > 1})
-        print(f"error: inputs share the file stem {twice[0]!r}: their outputs would overwrite each other",
-              file=sys.stderr)
-        return 1
     try:
+        if len(set(stems)) != len(stems):
+            twice = sorted({s for s in stems if stems.count(s) > 1})
+            raise ValueError(f"inputs share the file stem {twice[0]!r}: their outputs would overwrite each other")
+        check_out(args, stems, methods)
         model, meta = load_weights(args.weights, args.arch)
         preprocess = model.preprocess
         batch = np.stack([images.load(p, model.input_size, preprocess) for p in args.images])
         n = len(batch)
         classes = None if args.cls is None else np.full((n,), args.cls)
         contrast = None if args.contrast is None else np.full((n,), args.contrast)
+        if args.labels:
+            with open(args.labels) as f:
+                meta = {**meta, "class_names": [line.strip() for line in f if line.strip()]}
         out = explain_many(model, jnp.asarray(batch), methods, args.target, classes, contrast)
     except (OSError, ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
-    if args.labels:
-        with open(args.labels) as f:
-            meta = {**meta, "class_names": [line.strip() for line in f if line.strip()]}
+        return 2
     names = labels.class_names(meta, model.num_classes)
     first = out[methods[0]]
-    os.makedirs(args.out, exist_ok=True)
     for i, (path, stem) in enumerate(zip(args.images, stems, strict=True)):
         stem = os.path.join(args.out, stem)
         _save(stem + "_logits.npy", first.logits[i])

@@ -58,18 +58,22 @@ def check(args: argparse.Namespace) -> None:
     """Refuse bad arguments before any work; ValueError says which."""
     if not args.out.endswith(".npz"):
         raise ValueError(f"--out must end in .npz, got {args.out!r}")
+    if os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out} is a folder; name the weight file to write")
+    if args.weights and os.path.exists(args.out) and os.path.samefile(args.weights, args.out):
+        raise ValueError(f"--out {args.out} is the model to attack: it would be written over")
     folder = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise ValueError(f"cannot write to the folder of --out: {folder}")
     for name in ("steps", "batch_size", "test_images"):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if not (math.isfinite(args.lr) and args.lr > 0):
-        raise ValueError(f"--lr must be finite and positive, got {args.lr}")
+    if not (math.isfinite(args.lr) and 0 < args.lr <= 1):
+        raise ValueError(f"--lr must be in (0, 1], got {args.lr}")
     if not (math.isfinite(args.lam) and args.lam >= 0):
         raise ValueError(f"--lam must be finite and >= 0, got {args.lam}")
-    if args.seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    if not 0 <= args.seed < 2**31:
+        raise ValueError(f"--seed must be in [0, 2**31), got {args.seed}")
 
 
 def _write_text(path: str, text: str) -> None:

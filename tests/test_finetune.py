@@ -140,7 +140,7 @@ def test_command_line_writes_an_attack_that_eval_reads(tmp_path, capsys):
     # Bad arguments are refused before any work.
     assert finetune_attack.main(["--loss", "location", "--out", str(tmp_path / "x.txt")]) == 2
     assert finetune_attack.main(["--loss", "location", "--out", str(out), "--lr", "nan"]) == 2
-    assert "--lr must be finite" in capsys.readouterr().err
+    assert "--lr must be in (0, 1]" in capsys.readouterr().err
     # eval.py takes it as a row; a file of another architecture is refused before evaluating.
     results = tmp_path / "results"
     assert eval_script.main(["--weights", weights, "--attacked", str(out), "--limit", "4", "--batch-size", "4",

@@ -45,7 +45,7 @@ def test_explain_writes_logits_maps_and_overlays(tmp_path, capsys):
         np.testing.assert_allclose(np.load(out / f"img{i}_gradcam.npy"), np.asarray(expected.cam[i]), atol=1e-5)
         assert Image.open(out / f"img{i}_gradcam.png").size[0] > 100
     code, _, err = explain([*paths, "--weights", tmp_path / "none.npz", "--out", out], capsys)
-    assert code == 1 and "no weight file" in err
+    assert code == 2 and "no weight file" in err
     # Several methods: a map per method (the same as the library's) and one figure with a panel each.
     code, _, err = explain([*cmd[2:], "--method", "gradcam++", "--method", "layercam", "--target", "softmax"], capsys)
     assert code == 0, err
@@ -60,7 +60,7 @@ def test_explain_writes_logits_maps_and_overlays(tmp_path, capsys):
     twin = tmp_path / "again" / "img0.png"
     twin.write_bytes(open(paths[0], "rb").read())
     code, _, err = explain([paths[0], twin, *cmd[4:]], capsys)
-    assert code == 1 and "share the file stem 'img0'" in err
+    assert code == 2 and "share the file stem 'img0'" in err
 
 
 def test_resize_crop_matches_torchvision_recipe():
@@ -105,4 +105,4 @@ def test_explain_resnet50_pth_matches_torch(tmp_path, capsys):
             assert cam.shape == (7, 7) and ref_cam[i].max() > 0
             np.testing.assert_allclose(cam, ref_cam[i], atol=1e-4 * ref_cam[i].max())
     code, _, err = explain([paths[0], "--weights", pth, "--arch", "resnet18", "--out", tmp_path / "x"], capsys)
-    assert code == 1 and "looks like resnet50" in err
+    assert code == 2 and "looks like resnet50" in err

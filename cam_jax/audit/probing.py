@@ -18,6 +18,8 @@ from cam_jax.cams.core import cotangent, opaque_pass
 from cam_jax.model import Model, check_images
 
 MAX_CLASSES = 16  # the classes whose gradients are compared (all of them below this)
+BATCH = 32  # images per pass: the memory bound, whatever the number of images
+MIN_SPREAD = 0.05  # the least the images may differ, per pixel, as a share of their values' spread
 
 
 class Probe(NamedTuple):
@@ -54,21 +56,50 @@ def probed_classes(num_classes: int) -> tuple[int, ...]:
 
 @functools.partial(jax.jit, static_argnames="classes")
 def _probe(model: Model, images: jax.Array, classes: tuple[int, ...]) -> Probe:
+    """The Probe of one batch, with grad_rms's per-image sums of squares (B, K) in its place."""
     run = opaque_pass(model.head, model.features(images))  # the head as it is, whatever built it
     top, dy = cotangent(run.logits)
     (top_grads,) = run.backward(dy)
     onehots = jnp.stack([jnp.zeros_like(run.logits).at[:, c].set(1) for c in classes])
     per_class = jax.vmap(lambda onehot: run.backward(onehot)[0])(onehots)
-    return Probe(run.a, run.logits, top, top_grads, per_class.sum(axis=(2, 3)),
-                 jnp.sqrt(jnp.mean(per_class**2, axis=(0, 1, 2, 3))))
+    return Probe(run.a, run.logits, top, top_grads, per_class.sum(axis=(2, 3)), (per_class**2).sum(axis=(0, 2, 3)))
+
+
+def check_varied(images: np.ndarray) -> None:
+    """Refuse images that are (nearly) all the same: the checks compare images with each other, and on
+    copies of one image every channel of A looks constant, an honest model's included."""
+    x = np.asarray(images, np.float64)
+    spread, scale = float(x.std(axis=0).mean()), float(x.std())
+    if spread <= MIN_SPREAD * scale or scale == 0:
+        raise ValueError(f"the {x.shape[0]} images are (nearly) the same (they differ by {spread:.2g} per pixel, "
+                         f"{spread / scale if scale else 0:.2g} of their values' spread; at least {MIN_SPREAD} "
+                         "needed): an audit compares images with each other, pass varied ones")
 
 
 def probe(model: Model, images: jax.Array) -> Probe:
-    """One forward and one head backward per probed class on `images` (B, H, W, 3), B >= 2, normalised."""
+    """One forward and one head backward per probed class on `images` (B, H, W, 3), B >= 2 varied
+    (`check_varied`), normalised; in passes of `BATCH` images."""
     check_images(images, model.input_size)
     if images.shape[0] < 2:
         raise ValueError("an audit compares images with each other: pass at least 2 images")
-    return _probe(model, jnp.asarray(images), probed_classes(model.num_classes))
+    images = np.asarray(images)
+    check_varied(images)
+    classes = probed_classes(model.num_classes)
+    count = images.shape[0]
+    batch = min(BATCH, count)
+    parts = []
+    for first in range(0, count, batch):
+        chunk = images[first:first + batch]
+        padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), axis=0)])  # one compiled shape
+        part, n = jax.device_get(_probe(model, jnp.asarray(padded), classes)), len(chunk)
+        parts.append(Probe(part.a[:n], part.logits[:n], part.top[:n], part.top_grads[:n], part.class_grads[:, :n],
+                           part.grad_rms[:n]))
+    a, logits, top, top_grads, grad_sq = (np.concatenate([getattr(p, f) for p in parts])
+                                          for f in ("a", "logits", "top", "top_grads", "grad_rms"))
+    class_grads = np.concatenate([p.class_grads for p in parts], axis=1)
+    h, w = a.shape[1:3]
+    grad_rms = np.sqrt(grad_sq.sum(axis=0) / (len(classes) * count * h * w))
+    return Probe(*(jnp.asarray(v) for v in (a, logits, top, top_grads, class_grads, grad_rms)))
 
 
 def channel_rms(a: jax.Array) -> np.ndarray:

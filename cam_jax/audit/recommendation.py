@@ -14,6 +14,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from cam_jax.audit.probing import BATCH
 from cam_jax.audit.verdict import Report
 from cam_jax.cams.core import Explanation, gradients
 from cam_jax.cams.weightings import WEIGHTINGS
@@ -53,7 +54,9 @@ def recommend(model: Model, images: jax.Array, report: Report, method: str = "gr
     excluded = report.channels
     channels = jax.eval_shape(model.features, images).shape[-1]
     keep = jnp.ones((channels,), jnp.float32).at[jnp.asarray(excluded, jnp.int32)].set(0.0)
-    explanation = _without(model, jnp.asarray(images), keep, method)
+    # In passes of probing.BATCH images, as the audit's own pass: memory bounded whatever the count.
+    parts = [_without(model, jnp.asarray(images[i:i + BATCH]), keep, method) for i in range(0, len(images), BATCH)]
+    explanation = jax.tree.map(lambda *v: jnp.concatenate(v), *parts)
     if not report.manipulated:
         advice = f"no check flags this model: {method} as it is"
     elif excluded:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 NORMALIZATIONS = ("max", "minmax")
 
@@ -27,4 +28,6 @@ def normalize(cam: jax.Array, method: str = "max") -> jax.Array:
 
 def upsample(cam: jax.Array, size: int) -> jax.Array:
     """(B, h, w) maps -> (B, size, size), bilinear; for display only, metrics use h x w."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
     return jax.image.resize(cam, (cam.shape[0], size, size), method="bilinear")

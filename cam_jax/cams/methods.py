@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+import numpy as np
 
 from cam_jax.cams import input_space, perturbation, targets
 from cam_jax.cams.core import Explanation, gradients
@@ -49,6 +51,46 @@ METHODS: dict[str, Method] = {
     "gradient_x_input": method("model", input_space.gradient_x_input),
     "smoothgrad": method("model", input_space.smoothgrad),
     "integrated_gradients": method("model", input_space.integrated_gradients),
+}
+
+
+def _count(high: int):
+    def check(name: str, value: Any, images: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 < value <= high:
+            raise ValueError(f"{name} must be an integer in [1, {high}], got {value!r}")
+
+    return check
+
+
+def _sigma(name: str, value: Any, images: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0 (a share of each image's range), got {value!r}")
+
+
+def _baseline(name: str, value: Any, images: Any) -> None:
+    if value is None:
+        return
+    shape = getattr(value, "shape", None)
+    try:
+        np.broadcast_shapes(tuple(shape), images.shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an array broadcastable to the images {images.shape}, got {shape}") from None
+    if not isinstance(value, jax.core.Tracer) and not np.isfinite(np.asarray(value)).all():
+        raise ValueError(f"{name} holds NaN or inf: its attributions would be NaN")
+
+
+def _key(name: str, value: Any, images: Any) -> None:
+    dtype, shape = getattr(value, "dtype", None), getattr(value, "shape", None)
+    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) and shape == ()
+    raw = dtype == np.uint32 and shape == (2,)  # jax.random.PRNGKey's
+    if value is not None and not (typed or raw):
+        raise ValueError(f"{name} must be one jax.random.key, got {type(value).__name__} {shape}")
+
+
+# Each option's check, by name (the options of every method's signature).
+OPTION_CHECKS: dict[str, Callable[[str, Any, Any], None]] = {
+    "batch_images": _count(1 << 16), "samples": _count(10_000), "steps": _count(10_000), "sigma": _sigma,
+    "baseline": _baseline, "key": _key,
 }
 
 
@@ -118,6 +160,8 @@ def explain_many(model: Model, images: jax.Array, methods: tuple[str, ...] | lis
     allowed = {o for m in names for o in METHODS[m].options}
     if set(options) - allowed:
         raise ValueError(f"options {sorted(set(options) - allowed)} do not apply to {', '.join(names)}")
+    for option, value in options.items():
+        OPTION_CHECKS[option](option, value, images)
     arrays = {k: v for k, v in options.items() if hasattr(v, "shape")}  # traced, not compiled in
     static = tuple(sorted((k, v) for k, v in options.items() if k not in arrays))
     out = _explain(model, images, classes, contrast, arrays, names, target, static)

@@ -102,14 +102,14 @@ def top_eigenvector(m: jax.Array) -> jax.Array:
     """(B, n, n) symmetric positive semi-definite -> (B, n) unit eigenvector of the largest eigenvalue
     (0 for a zero matrix), by repeated squaring of the trace-normalised matrix.
 
-    Pure matrix products, no LAPACK call: XLA's CPU runtime (jaxlib 0.10) can hang on a program
-    holding a dozen `jnp.linalg.eigh` calls, which an evaluation of several models and targets holds. Squaring converges to the projector on the top eigenvector
-    as (lambda_2 / lambda_1)**(2**k); with equal top eigenvalues it returns a unit vector of
-    their span (where any principal direction is as good as another).
+    Pure matrix products, no LAPACK call: XLA's CPU runtime (jaxlib 0.10) can hang on a program holding a
+    dozen `jnp.linalg.eigh` calls, which an evaluation of several models and targets holds. Squaring converges
+    to the projector on the top eigenvector as (lambda_2 / lambda_1)**(2**k); with equal top eigenvalues it
+    returns a unit vector of their span (where any principal direction is as good as another).
 
-    Each matrix stops once a squaring no longer raises trace(p @ p) = sum_i w_i**2, w_i the
-    weights of p's eigenvalues (summing to 1), which grows to 1 as p becomes a projector on one
-    eigenvector, by more than `SETTLED`: a scalar the normalisation computes anyway. A stopped matrix is left as it is while the others
+    Each matrix stops once a squaring no longer raises trace(p @ p) = sum_i w_i**2, w_i the weights of p's
+    eigenvalues (summing to 1), which grows to 1 as p becomes a projector on one eigenvector, by more than
+    `SETTLED`: a scalar the normalisation computes anyway. A stopped matrix is left as it is while the others
     go on, so its result does not depend on the batch it came in.
 
     Example:

@@ -86,17 +86,29 @@ def save(path: str | os.PathLike, model: Model, **meta: Any) -> None:
         np.savez(f, **arrays, **{META_KEY: np.array(json.dumps(header))})
 
 
-def module_from_header(meta: dict[str, Any], source: str) -> Any:
-    """The module a header describes, in the current or the legacy VGG format."""
-    if meta.get("format") == FORMAT:
-        return registry.from_config(meta["family"], meta["config"])
-    if meta.get("format") == LEGACY_VGG:
-        return VGG(
-            stages=tuple(tuple(s) for s in meta["stages"]),
-            hidden=meta["hidden"],
-            num_classes=meta["num_classes"],
-            input_size=meta["input_size"],
-        )
+def _field(meta: dict[str, Any], name: str, kind: type, source: str) -> Any:
+    if name not in meta:
+        raise ValueError(f"{source}: the header has no {name!r} field")
+    if not isinstance(meta[name], kind):
+        raise ValueError(f"{source}: the header's {name!r} must be a {kind.__name__}, got {meta[name]!r}")
+    return meta[name]
+
+
+def module_from_header(meta: Any, source: str) -> Any:
+    """The module a header describes, in the current or the legacy VGG format; a `ValueError` naming the
+    field that is missing, of the wrong type or out of range (the architecture checks its own fields)."""
+    if not isinstance(meta, dict):
+        raise ValueError(f"{source}: the header must be a JSON object, got {type(meta).__name__}")
+    try:
+        if meta.get("format") == FORMAT:
+            fields = _field(meta, "config", dict, source)
+            return registry.from_config(_field(meta, "family", str, source), fields)
+        if meta.get("format") == LEGACY_VGG:
+            stages = _field(meta, "stages", list, source)
+            return VGG(stages=tuple(tuple(s) if isinstance(s, list) else s for s in stages),
+                       **{k: _field(meta, k, int, source) for k in ("hidden", "num_classes", "input_size")})
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source}: {err}" if not str(err).startswith(source) else str(err)) from err
     raise ValueError(f"{source}: unknown format {meta.get('format')!r}, expected {FORMAT!r}")
 
 
@@ -160,7 +172,12 @@ def load(path: str | os.PathLike) -> tuple[Model, dict[str, Any]]:
         raise ValueError(f"{path} is not a readable cam_jax .npz weight file ({err})") from err
     if META_KEY not in arrays:
         raise ValueError(f"{path} has no {META_KEY} entry: not written by cam_jax.checkpoint.save")
-    meta = json.loads(str(arrays.pop(META_KEY)))
+    try:
+        meta = json.loads(str(arrays.pop(META_KEY)))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: its header is not JSON ({err})") from err
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: the header must be a JSON object, got {type(meta).__name__}")
     fields = meta.get("config") if meta.get("format") == FORMAT else meta
     appended = fields.pop("appended", 0) if isinstance(fields, dict) else 0
     module = module_from_header(meta, path)

@@ -41,8 +41,12 @@ def infer_module(state: Mapping[str, Any], arch: str | None, source: str, input_
     bottleneck = "layer1.0.conv3.weight" in state
     if "conv1.weight" not in state or "fc.weight" not in state:
         raise ValueError(f"{source}: key {'conv1.weight' if 'conv1.weight' not in state else 'fc.weight'} is missing")
-    module = ResNet(blocks=tuple(counts), bottleneck=bottleneck, width=state["conv1.weight"].shape[0],
-                    num_classes=state["fc.weight"].shape[0], input_size=input_size)
+    try:
+        module = ResNet(blocks=tuple(counts), bottleneck=bottleneck, width=int(state["conv1.weight"].shape[0]),
+                        num_classes=int(state["fc.weight"].shape[0]), input_size=input_size)
+    except ValueError as err:  # e.g. an fc.weight of 0 rows: num_classes 0
+        raise ValueError(f"{source}: conv1.weight {tuple(state['conv1.weight'].shape)} and fc.weight "
+                         f"{tuple(state['fc.weight'].shape)} describe no ResNet: {err}") from err
     found = arch_name(module)
     if arch is not None:
         if arch not in BLOCKS:
@@ -81,6 +85,10 @@ def from_state_dict(state: Mapping[str, Any], arch: str | None = None, source: s
         if w.ndim != 4:
             raise ValueError(f"{source}: {torch_prefix(conv)}.weight must be 4-D OIHW, got shape {w.shape}")
         bn = [np.asarray(state[f"{torch_prefix(norm)}.{leaf}"], np.float64) for leaf in BN_LEAVES]
+        for leaf, value in zip(BN_LEAVES, bn, strict=True):
+            if value.shape != (w.shape[0],):
+                raise ValueError(f"{source}: {torch_prefix(norm)}.{leaf} has shape {value.shape}, its conv "
+                                 f"{torch_prefix(conv)}.weight has {w.shape[0]} filters")
         kernel, bias = fold(w.transpose(2, 3, 1, 0), np.zeros(w.shape[0]), *bn)
         node = params
         for p in conv[:-1]:

@@ -1,13 +1,13 @@
 """`conv_general_dilated`: `lax.conv_general_dilated` whose input gradient XLA's CPU backend runs fast in loops.
 
-jax differentiates a convolution with respect to its input by a convolution that
-relabels the kernel's input and output dimensions (`01io` read as `01oi`) instead
-of transposing it. At the top level of a program XLA's CPU backend transposes the
-kernel back into the layout its fast convolution needs; inside a while loop
-(`lax.map`, which SmoothGrad and Integrated Gradients use to bound memory) it does
-not, and the convolution falls back to a generic loop, many times slower. Here the tangent with respect to the input is written
-as the same convolution of a kernel transposed in memory and labelled to match, so
-its transpose reads the kernel in the canonical layout wherever it runs.
+jax differentiates a convolution with respect to its input by a convolution that relabels the
+kernel's input and output dimensions (`01io` read as `01oi`) instead of transposing it. At the top
+level of a program XLA's CPU backend transposes the kernel back into the layout its fast convolution
+needs; inside a while loop (`lax.map`, which SmoothGrad and Integrated Gradients use to bound
+memory) it does not, and the convolution falls back to a generic loop, many times slower. Here the
+tangent with respect to the input is written as the same convolution of a kernel transposed in
+memory and labelled to match, so its transpose reads the kernel in the canonical layout wherever it
+runs.
 
 The value and both derivatives (forward and reverse mode, to any order) are those
 of `lax.conv_general_dilated`, to the bit for unit strides; a strided convolution's

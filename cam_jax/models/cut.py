@@ -14,6 +14,7 @@ around it), `head(features(x))` would differ from the network and it refuses.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cam_jax.model import Model
+from cam_jax.models.fields import MAX_INPUT_SIZE
 
 
 class Cut(nn.Module):
@@ -120,6 +122,12 @@ def cut(network: nn.Module, variables: dict, layer: str, *, input_size: int, see
       >>> model.features(x).shape, model.num_classes
       ((1, 8, 8, 4), 2)
     """
+    if not isinstance(layer, str) or not layer:
+        raise ValueError(f"layer must be a submodule's name, '/'-separated, got {layer!r}")
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or not 0 < input_size <= MAX_INPUT_SIZE:
+        raise ValueError(f"input_size must be an integer in [1, {MAX_INPUT_SIZE}], got {input_size!r}")
+    if not isinstance(variables, Mapping):
+        raise ValueError(f"variables must be what network.init returns, a dict, got {type(variables).__name__}")
     variables = dict(variables)
     if "params" not in variables:
         raise ValueError("variables must be what network.init returns: a dict with 'params'")

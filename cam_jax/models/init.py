@@ -10,7 +10,7 @@ import numpy as np
 
 def param_shapes(module: nn.Module) -> dict:
     """Abstract parameter tree (shapes and dtypes) that `module` expects, without allocating."""
-    x = jnp.zeros((1, module.input_size, module.input_size, 3), jnp.float32)
+    x = jax.ShapeDtypeStruct((1, module.input_size, module.input_size, 3), jnp.float32)
     return jax.eval_shape(module.init, jax.random.key(0), x)["params"]
 
 

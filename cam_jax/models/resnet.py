@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 
+from cam_jax.models import fields
 from cam_jax.models.batch_norm import BN_EPS
 from cam_jax.models.conv import Conv
 from cam_jax.models.dense import Dense
@@ -92,6 +93,16 @@ class ResNet(nn.Module):
     num_classes: int = 1000
     input_size: int = 224
     batch_norm: bool = False
+
+    def __post_init__(self):
+        # Fields may come from a weight file's header: checked before anything is traced or allocated.
+        fields.check(self, {"blocks": fields.counts(1, 64, 4), "bottleneck": fields.flag,
+                            "width": fields.integer(1, fields.MAX_WIDTH // 32),
+                            "num_classes": fields.integer(1, fields.MAX_CLASSES), "input_size": fields.input_size(32),
+                            "batch_norm": fields.flag})
+        if len(self.blocks) != 4:
+            raise ValueError(f"blocks must give the blocks of each of the 4 stages, got {self.blocks!r}")
+        super().__post_init__()
 
     @property
     def cam_size(self) -> int:

@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cam_jax.models import fields
 from cam_jax.models.batch_norm import BN_EPS
 from cam_jax.models.conv import Conv
 from cam_jax.models.dense import Dense
@@ -75,6 +76,21 @@ class VGG(nn.Module):
     cam_pre_relu: bool = False
     dropout_rate: float = 0.5
     batch_norm: bool = False
+
+    def __post_init__(self):
+        # Fields may come from a weight file's header: checked before anything is traced or allocated.
+        stages = self.stages
+        if isinstance(stages, (str, bytes)) or not isinstance(stages, Sequence) or not 0 < len(stages) <= 8:
+            raise ValueError(f"stages must be a list of 1 to 8 stages (lists of conv widths), got {stages!r}")
+        for s, stage in enumerate(stages):
+            fields.counts(1, fields.MAX_WIDTH, fields.MAX_LAYERS)(f"stages[{s}]", stage)
+        if sum(len(stage) for stage in stages) > fields.MAX_LAYERS:
+            raise ValueError(f"stages must hold at most {fields.MAX_LAYERS} convolutions in all")
+        fields.check(self, {"hidden": fields.integer(1, fields.MAX_WIDTH),
+                            "num_classes": fields.integer(1, fields.MAX_CLASSES),
+                            "input_size": fields.input_size(2 ** len(stages)), "cam_pre_relu": fields.flag,
+                            "dropout_rate": fields.fraction, "batch_norm": fields.flag})
+        super().__post_init__()
 
     def setup(self):
         self.convs = [
