@@ -14,8 +14,8 @@ use_ynn_for_dots_only()  # the settings the command lines run under; before JAX 
 
 from hypothesis import settings  # noqa: E402
 
-# jit compiles on the first example, so no deadline; CI replays the same examples, 6 of them: most
-# properties build a new model per example, and the suite must stay under 15 minutes here.
+# jit compiles on the first example, so no deadline; CI replays the same examples, 6 of them (the
+# properties draw seeds and constants on models built once, so an example costs a run, not a compile).
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=6, print_blob=True)
 settings.register_profile("dev", deadline=None, max_examples=50)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
@@ -39,3 +39,4 @@ def _doctest_examples(doctest_namespace):
     pixels = shapes.batch(shapes.TEST_SEED, range(2)).pixels
     doctest_namespace.update(jax=jax, jnp=jnp, np=np, model=model,
                              images=jnp.asarray(preprocessing.normalize(pixels)))
+
