@@ -112,9 +112,9 @@ def explain_models(models: Mapping[str, Model], x: jax.Array, config: Config = P
     out = {"original": Explained(run_o.logits, _cams(original, x, run_o, classes_o, grads_o, scores, config),
                                  run_o.a[..., -1])}
     for name, model in models.items():
-        parts = None if name == "original" else _extends(model, original)
         if name == "original":
             continue
+        parts = _extends(model, original)
         if parts is None:
             out[name] = explain_model(model, x, second, config)
             continue
