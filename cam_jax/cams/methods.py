@@ -98,12 +98,14 @@ def _options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k in METHODS[name].options}
 
 
-@functools.partial(jax.jit, static_argnames=("names", "target", "static"))
-def _explain(model: Model, images, classes, contrast, arrays: dict, names: tuple[str, ...], target: str,
-             static: tuple) -> dict[str, Explanation]:
-    """Every requested method in one compiled program; those that read A share one pass."""
-    score = targets.get(target, contrast)
-    options = {**arrays, **dict(static)}
+def run(model: Model, images, classes, names: tuple[str, ...], score: targets.Target,
+        options: dict[str, Any]) -> dict[str, Explanation]:
+    """Every method of `names` on one batch, traceable: those that read A share one pass.
+
+    Args:
+      images: (B, H, W, 3) normalised; classes: (B,) int32 or None (each image's top class);
+      score: the target function; options: the methods' options, already checked.
+    """
     out = {}
     if any(METHODS[n].kind != "model" for n in names):
         g = gradients(model, images, classes, score)
@@ -118,6 +120,56 @@ def _explain(model: Model, images, classes, contrast, arrays: dict, names: tuple
         if METHODS[name].kind == "model":
             out[name] = METHODS[name].fn(model, images, classes, score, **_options(name, options))
     return out
+
+
+@functools.partial(jax.jit, static_argnames=("names", "target", "static"))
+def _explain(model: Model, images, classes, contrast, arrays: dict, names: tuple[str, ...], target: str,
+             static: tuple) -> dict[str, Explanation]:
+    return run(model, images, classes, names, targets.get(target, contrast), {**arrays, **dict(static)})
+
+
+def check_options(names: tuple[str, ...], options: dict[str, Any], images: Any) -> None:
+    """A `ValueError` for an option none of the methods `names` takes, or a bad value of one."""
+    allowed = {o for m in names for o in METHODS[m].options}
+    if set(options) - allowed:
+        raise ValueError(f"options {sorted(set(options) - allowed)} do not apply to {', '.join(names)}")
+    for option, value in options.items():
+        OPTION_CHECKS[option](option, value, images)
+
+
+def at_input(cam: jax.Array, size: int) -> jax.Array:
+    """(B, h, w) maps at the images' (B, size, size): CAM maps resized bilinearly (as pytorch-grad-cam
+    shows them), input-space maps as they are."""
+    if cam.shape[-1] == size and cam.shape[-2] == size:
+        return cam
+    return jax.image.resize(cam, (*cam.shape[:-2], size, size), method="bilinear")
+
+
+@functools.lru_cache(maxsize=256)
+def _explainer(method: str, target: str, static: tuple) -> Callable:
+    def explain(model: Model, images: jax.Array, classes: jax.Array | None) -> jax.Array:
+        cam = run(model, images, classes, (method,), targets.get(target), dict(static))[method].cam
+        return at_input(cam, images.shape[1])
+
+    return explain
+
+
+def explainer(method: str = "gradcam", target: str = "logit", **options: Any) -> Callable:
+    """A pure function (model, images (B, H, W, 3), classes (B,) or None) -> maps (B, H, W) at the images'
+    resolution, by `method` for `target`: what the robustness and randomisation metrics re-explain
+    with. The same arguments give the same function (so a caller's jit compiles it once).
+
+    Example:
+      >>> explainer("gradcam++")(model, images, None).shape
+      (2, 224, 224)
+    """
+    (method,) = names_of(method)
+    if target == "contrast" or target not in targets.TARGETS:
+        raise ValueError(f"target must be one of {sorted(set(targets.TARGETS) - {'contrast'})}, got {target!r}")
+    if any(hasattr(v, "shape") for v in options.values()):
+        raise ValueError("an explainer's options must be plain values (numbers, strings), not arrays")
+    check_options((method,), options, None)
+    return _explainer(method, target, tuple(sorted(options.items())))
 
 
 def names_of(methods: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:
@@ -157,11 +209,7 @@ def explain_many(model: Model, images: jax.Array, methods: tuple[str, ...] | lis
     classes = check_classes(classes, batch, model.num_classes)
     contrast = check_classes(contrast, batch, model.num_classes, "contrast")
     targets.get(target, contrast)  # an unknown target, or a contrast that does not fit it
-    allowed = {o for m in names for o in METHODS[m].options}
-    if set(options) - allowed:
-        raise ValueError(f"options {sorted(set(options) - allowed)} do not apply to {', '.join(names)}")
-    for option, value in options.items():
-        OPTION_CHECKS[option](option, value, images)
+    check_options(names, options, images)
     arrays = {k: v for k, v in options.items() if hasattr(v, "shape")}  # traced, not compiled in
     static = tuple(sorted((k, v) for k, v in options.items() if k not in arrays))
     out = _explain(model, images, classes, contrast, arrays, names, target, static)

@@ -52,6 +52,26 @@ def chunk_size(batch: int, batch_images: int) -> int:
     return max(1, batch_images // batch)
 
 
+def variant_scores(model: Model, make, count: int, classes: jax.Array, target: Target = logit,
+                   batch_images: int = 32) -> jax.Array:
+    """(B, count): `target` of each of `count` variants of every image, for the image's class.
+
+    Args:
+      make: variant indices (n,) -> (B, n, H, W, 3) those variants of each image.
+      classes: (B,) the class each image's variants are scored for.
+      batch_images: images per forward pass (the memory bound): the variants run in chunks.
+    """
+    b = classes.shape[0]
+    chunk = chunk_size(b, batch_images)
+
+    def scores(idx):
+        x = make(idx)
+        y = model(x.reshape(b * chunk, *x.shape[2:]))
+        return over_variants(target, y.reshape(b, chunk, -1), classes)
+
+    return over_chunks(scores, count, chunk)
+
+
 def score_cam(model: Model, x: jax.Array, classes: jax.Array | None = None, target: Target = logit,
               batch_images: int = 32) -> Explanation:
     """ScoreCAM: w = softmax over channels of S(x * mask_k), mask_k = A^k upsampled (aligned corners)
@@ -70,14 +90,9 @@ def score_cam(model: Model, x: jax.Array, classes: jax.Array | None = None, targ
     up = jnp.einsum("Hh,bhwk,Ww->bkHW", m, a, m)
     lo, hi = up.min(axis=(2, 3), keepdims=True), up.max(axis=(2, 3), keepdims=True)
     masks = (up - lo) / (hi - lo + 1e-8)
-    chunk = chunk_size(b, batch_images)
-
-    def scores(idx):
-        masked = x[:, None] * masks[:, idx, :, :, None]  # (B, chunk, H, W, 3)
-        y = model(masked.reshape(b * chunk, *x.shape[1:]))
-        return over_variants(target, y.reshape(b, chunk, -1), classes)
-
-    weights = jax.nn.softmax(over_chunks(scores, k, chunk), axis=-1)
+    scores = variant_scores(model, lambda idx: x[:, None] * masks[:, idx, :, :, None], k, classes, target,
+                            batch_images)
+    weights = jax.nn.softmax(scores, axis=-1)
     return Explanation(logits, classes, jax.nn.relu(weighted_sum(a, weights, model.appended)))
 
 

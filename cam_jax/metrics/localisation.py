@@ -59,3 +59,72 @@ def mass_in_mask(cam: jax.Array, masks: jax.Array, normalization: str = "max") -
     c = normalize(cam, normalization)
     total = (c * everywhere).sum(axis=(-2, -1))
     return jnp.where(total > 0, (c * inside).sum(axis=(-2, -1)) / jnp.where(total > 0, total, 1), 0.0)
+
+
+# Quantus 0.6's localisation metrics (localisation/): a map at the masks' resolution (B, H, W) against
+# (B, H, W) bool masks, per image (B,), NaN where a mask is empty.
+
+
+def _pairs(maps: jax.Array, masks: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    b = maps.shape[0]
+    a, s = maps.reshape(b, -1).astype(jnp.float32), masks.reshape(b, -1).astype(bool)
+    return a, s, s.sum(-1) == 0
+
+
+def _undefined_if(empty: jax.Array, values: jax.Array) -> jax.Array:
+    return jnp.where(empty, jnp.nan, values.astype(jnp.float32))
+
+
+def peak_in_mask(maps: jax.Array, masks: jax.Array) -> jax.Array:
+    """(B,) 1.0 when any pixel holding the map's maximum lies inside the mask (the pointing game, with
+    no tolerance), else 0.0."""
+    a, s, empty = _pairs(maps, masks)
+    return _undefined_if(empty, (s & (a == a.max(-1, keepdims=True))).any(-1))
+
+
+def energy_in_mask(maps: jax.Array, masks: jax.Array) -> jax.Array:
+    """(B,) share of the map's positive part inside the mask (Wang et al.'s energy-based pointing game;
+    Quantus's AttributionLocalisation, unweighted): sum(max(a, 0) s) / (sum(max(a, 0)) + 1e-9)."""
+    a, s, empty = _pairs(maps, masks)
+    a = jnp.maximum(a, 0)
+    return _undefined_if(empty, (a * s).sum(-1) / (a.sum(-1) + 1e-9))
+
+
+def relevance_mass_accuracy(maps: jax.Array, masks: jax.Array) -> jax.Array:
+    """(B,) sum(a s) / sum(a) (Arras et al. 2022), the signed map as given."""
+    a, s, empty = _pairs(maps, masks)
+    return _undefined_if(empty, (a * s).sum(-1) / a.sum(-1))
+
+
+def _descending(a: jax.Array) -> jax.Array:
+    """(B, N) pixel indices by decreasing value, ties in pixel order."""
+    return jnp.argsort(-a, axis=-1, stable=True)
+
+
+def relevance_rank_accuracy(maps: jax.Array, masks: jax.Array) -> jax.Array:
+    """(B,) share of the K = |mask| highest pixels of the map that lie inside the mask (Arras et al.)."""
+    a, s, empty = _pairs(maps, masks)
+    ranked = jnp.take_along_axis(s, _descending(a), axis=-1)
+    k = s.sum(-1, keepdims=True)
+    top = jnp.arange(a.shape[-1]) < k
+    return _undefined_if(empty, (ranked & top).sum(-1) / jnp.maximum(k[:, 0], 1))
+
+
+def top_k_intersection(maps: jax.Array, masks: jax.Array, k: int = 1000) -> jax.Array:
+    """(B,) share of the map's `k` highest pixels inside the mask (Theiner et al. 2021)."""
+    a, s, empty = _pairs(maps, masks)
+    return _undefined_if(empty, jnp.take_along_axis(s, _descending(a)[:, :k], axis=-1).mean(-1))
+
+
+def auc(maps: jax.Array, masks: jax.Array) -> jax.Array:
+    """(B,) area under the ROC curve of the map's values as a detector of the mask's pixels: the
+    probability that a pixel inside outscores one outside, ties counting half (Mann-Whitney U)."""
+    a, s, empty = _pairs(maps, masks)
+    outside = jnp.sort(jnp.where(s, jnp.inf, a), axis=-1)  # the mask's pixels sorted past every other
+    negatives = (~s).sum(-1)
+    below = jax.vmap(lambda o, v: jnp.searchsorted(o, v, side="left"))(outside, a)
+    upto = jnp.minimum(jax.vmap(lambda o, v: jnp.searchsorted(o, v, side="right"))(outside, a), negatives[:, None])
+    # Per pixel inside, the share of pixels outside it beats (ties half), each in [0, 1]: no large sums.
+    beaten = (below + upto) / (2 * jnp.maximum(negatives, 1)[:, None])
+    inside = jnp.where(s, beaten, 0).sum(-1) / jnp.maximum(s.sum(-1), 1)
+    return _undefined_if(empty | (negatives == 0), inside)
