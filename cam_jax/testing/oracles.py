@@ -312,3 +312,56 @@ def torch_ablation_cam(features, head, x_nchw, classes):
             w = (s0[b] - torch.stack(scores)) / s0[b]
             out.append(torch.relu((w[:, None, None] * act[b]).sum(0)))
         return torch.stack(out).numpy()
+
+
+def torch_tiny(model):
+    """The torch twin of a `testing.models.Tiny` model: the same weights in NCHW, in eval mode."""
+    import torch
+
+    params = jax_free(model.params)
+
+    class TorchTiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(3, params["conv1"]["kernel"].shape[-1], 3, padding=1)
+            self.conv2 = torch.nn.Conv2d(self.conv1.out_channels, params["conv2"]["kernel"].shape[-1], 3, padding=1)
+            self.fc = torch.nn.Linear(*params["fc"]["kernel"].shape)
+
+        def features(self, x):
+            return torch.relu(self.conv2(torch.relu(self.conv1(x))))
+
+        def forward(self, x):
+            return self.fc(self.features(x).mean(dim=(2, 3)))
+
+    net = TorchTiny()
+    with torch.no_grad():
+        for name in ("conv1", "conv2"):
+            getattr(net, name).weight.copy_(torch.from_numpy(params[name]["kernel"].transpose(3, 2, 0, 1).copy()))
+            getattr(net, name).bias.copy_(torch.from_numpy(np.array(params[name]["bias"])))
+        net.fc.weight.copy_(torch.from_numpy(params["fc"]["kernel"].T.copy()))
+        net.fc.bias.copy_(torch.from_numpy(np.array(params["fc"]["bias"])))
+    return net.eval()
+
+
+def tiny_params(net) -> dict:
+    """A `torch_tiny` network's weights as a `Tiny` model's params (the inverse of `torch_tiny`)."""
+    sd = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}  # not views: torch resets in place
+    conv = lambda n: {"kernel": sd[f"{n}.weight"].transpose(2, 3, 1, 0), "bias": sd[f"{n}.bias"]}  # noqa: E731
+    return {"conv1": conv("conv1"), "conv2": conv("conv2"), "fc": {"kernel": sd["fc.weight"].T, "bias": sd["fc.bias"]}}
+
+
+def torch_tiny_gradcam(net, x_nchw, classes):
+    """GradCAM of a `torch_tiny` network by torch autograd: ReLU(sum_k mean(dy_c/dA_k) A_k), (B, H, W) numpy."""
+    import torch
+
+    a = net.features(torch.as_tensor(x_nchw)).detach().requires_grad_(True)
+    y = net.fc(a.mean(dim=(2, 3)))
+    y[torch.arange(len(classes)), torch.as_tensor(classes)].sum().backward()
+    return torch.relu((a.grad.mean(dim=(2, 3), keepdim=True) * a).sum(1)).detach().numpy()
+
+
+def jax_free(tree):
+    """A pytree of arrays as nested dicts of numpy arrays."""
+    if isinstance(tree, dict):
+        return {k: jax_free(v) for k, v in tree.items()}
+    return np.asarray(tree)
