@@ -6,6 +6,7 @@
 
     python scripts/eval.py --methods all                     # + the vulnerability matrix
     python scripts/eval.py --methods all --attacked a.npz    # + a model attacked by fine-tuning as a row
+    python scripts/eval.py --methods all --targets logit --metrics deletion insertion   # + faithfulness
 
 Writes results.json, report.md, figure1.png and figure3.png to --out (default results/).
 """
@@ -24,6 +25,7 @@ import jax
 
 from cam_jax.evaluation import config as configs
 from cam_jax.evaluation import experiment, outputs, tables
+from cam_jax.metrics import quality
 from cam_jax.models.registry import ARCHS
 
 
@@ -47,6 +49,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="the vulnerability matrix: these explanation methods (or 'all': every CAM method "
                              "computed from A, the input-space ones and scorecam by name) x every target x both "
                              "normalisations; writes matrix.json/.md/.png and figure_methods.png")
+    parser.add_argument("--targets", nargs="+", default=None, metavar="TARGET",
+                        help="with --methods: only these targets (default: every one)")
+    parser.add_argument("--metrics", nargs="+", default=(), metavar="METRIC",
+                        help="with --methods: quality metrics measured in every cell (names, a family such as "
+                             "faithfulness, or 'all'; see scripts/metrics.py), columns of matrix.json/.md/.png")
     parser.add_argument("--attacked", nargs="+", default=(), metavar="W.npz",
                         help="models attacked by fine-tuning (scripts/finetune_attack.py) as rows FT-<file stem>")
     parser.add_argument("--unfused", action="store_true", help="run the models one by one (slower; for checks)")
@@ -59,7 +66,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def config_of(args: argparse.Namespace) -> configs.Config:
     if args.model == "vgg16" and args.arch not in (None, "vgg16"):
         raise ValueError(f"--model vgg16 contradicts --arch {args.arch}")
+    if (args.targets or args.metrics) and not args.methods:
+        raise ValueError("--targets and --metrics describe the matrix's cells: give --methods too")
     cells = configs.cells(tuple(args.methods)) if args.methods else {}
+    if args.targets:
+        cells["targets"] = tuple(dict.fromkeys(args.targets))
+    if args.metrics:
+        cells["metrics"] = quality.names_of(args.metrics)
     return configs.Config(weights=args.weights, arch=args.arch or ("vgg16" if args.model == "vgg16" else None),
                           attacked=tuple(args.attacked), data=args.data, data_dir=args.data_dir, limit=args.limit,
                           convention=args.convention, exact=args.exact, seed=args.seed, batch_size=args.batch_size,

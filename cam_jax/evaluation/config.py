@@ -20,6 +20,7 @@ from cam_jax.cams.maps import NORMALIZATIONS
 from cam_jax.cams.methods import METHODS
 from cam_jax.cams.targets import TARGETS
 from cam_jax.cams.weightings import WEIGHTINGS
+from cam_jax.metrics.quality import QUALITY
 from cam_jax.models.registry import ARCHS
 
 CONVENTIONS = ("paper", "authors")  # the paper's text, or what the authors' code computed (SPEC.md)
@@ -58,6 +59,7 @@ class Config:
       sticker_size: pixels; None: 14 at 224 px and above, else 7 (the smiley is drawn in 7x7 cells).
       methods, targets, normalizations: the cells each model is explained in (the first method is
         always "gradcam", the paper's); the paper's cell alone unless `matrix`.
+      metrics: quality metrics (`metrics.quality.QUALITY`) measured in every cell of the matrix.
       batch_size: images per step (the memory bound), over all devices.
       fused: explain the models that extend the original from its computation (else one by one).
       distributed: call `jax.distributed.initialize()` first (several hosts).
@@ -77,6 +79,7 @@ class Config:
     methods: tuple[str, ...] = ("gradcam",)
     targets: tuple[str, ...] = ("logit",)
     normalizations: tuple[str, ...] = ("max",)
+    metrics: tuple[str, ...] = ()
     batch_size: int = 16
     fused: bool = True
     distributed: bool = False
@@ -107,6 +110,11 @@ class Config:
         _names("methods", self.methods, METHODS)
         _names("targets", self.targets, TARGETS)
         _names("normalizations", self.normalizations, NORMALIZATIONS)
+        if self.metrics:
+            _names("metrics", self.metrics, QUALITY)
+            if not self.matrix:
+                raise ValueError("quality metrics are measured in the matrix's cells: ask for more than the paper's "
+                                 "cell (methods, targets or normalizations)")
         if self.methods[0] != "gradcam":
             raise ValueError(f"methods must start with 'gradcam' (the paper's tables read it), got {self.methods}")
         if self.convention == "authors" and self.matrix:

@@ -23,6 +23,7 @@ from cam_jax.evaluation.config import Config  # noqa: E402
 from cam_jax.evaluation.tables import reduce  # noqa: E402
 from cam_jax.metrics import METRICS  # noqa: E402
 from cam_jax.metrics.change import FOOLED  # noqa: E402
+from cam_jax.metrics.quality import QUALITY  # noqa: E402
 
 
 def cells(per_image: dict[tuple[str, str], dict[str, np.ndarray]], grid: Config,
@@ -38,7 +39,8 @@ def cells(per_image: dict[tuple[str, str], dict[str, np.ndarray]], grid: Config,
                     out.append({"model": model, "data": data, "method": method, "target": target,
                                 "normalization": norm,
                                 **{key: reduce(m[name][i, j, k], how) for name, metric in METRICS.items()
-                                   for key, how in metric.cell.items()}})
+                                   for key, how in metric.cell.items()},
+                                **{name: reduce(m[name][i, j, k], "mean") for name in grid.metrics}})
     return out
 
 
@@ -81,6 +83,7 @@ def markdown(matrix: list[dict[str, Any]], grid: Config, map_pixels: int) -> str
                     row.append(f"**{cell}**" if moved is not None and moved > FOOLED else cell)
                 lines.append("| " + " | ".join(row) + " |")
             text.append("\n".join(lines) + "\n")
+    text += quality_tables(matrix, grid)
     legend = (f"Each cell: mean |normalised map - the original's map by the same method| per pixel (0: unchanged, "
               f"1: opposite) / the same to the map the attacker wrote into A (T4 on clean images, and the FT-* "
               f"models attacked by fine-tuning, which write no map: the original's map). Bold: fooled, the first "
@@ -88,18 +91,45 @@ def markdown(matrix: list[dict[str, Any]], grid: Config, map_pixels: int) -> str
     return legend + "\n" + "\n".join(text)
 
 
+def _quality_columns(matrix: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [("original", "clean"), *_columns(matrix)]
+
+
+def quality_tables(matrix: list[dict[str, Any]], grid: Config) -> list[str]:
+    """A table per quality metric (`Config.metrics`) at the first target and normalisation: methods as rows,
+    the original and each manipulation as columns, each cell the metric's mean over the images."""
+    if not grid.metrics:
+        return []
+    by_key = {(c["model"], c["data"], c["method"], c["target"], c["normalization"]): c for c in matrix}
+    columns = _quality_columns(matrix)
+    target, norm = grid.targets[0], grid.normalizations[0]
+    text = []
+    for name in grid.metrics:
+        q = QUALITY[name]
+        header = ["method"] + [f"{m} ({d})" for m, d in columns]
+        lines = [f"### {name} ({q.family}; {'higher' if q.higher else 'lower'} is better), target {target}\n",
+                 "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for method in grid.methods:
+            row = [method] + [_fmt(by_key[(m, d, method, target, norm)][name]) for m, d in columns]
+            lines.append("| " + " | ".join(row) + " |")
+        text.append("\n".join(lines) + "\n")
+    return text
+
+
 def heatmap(path, matrix: list[dict[str, Any]], grid: Config, map_pixels: int, normalization: str = "max") -> None:
     """matrix.png: one panel per target; methods x manipulations, colour = per-pixel L1 to the original's
     explanation (how far the lie moved the map), the value written in each cell, fooled cells outlined."""
     by_key = {(c["model"], c["data"], c["method"], c["target"], c["normalization"]): c for c in matrix}
     columns = _columns(matrix)
-    n_cols = min(len(grid.targets), 3)
-    n_rows = -(-len(grid.targets) // n_cols)
+    panels = len(grid.targets) + len(grid.metrics)
+    n_cols = min(panels, 3)
+    n_rows = -(-panels // n_cols)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(0.8 * len(columns) * n_cols + 2.5,
                                                       (0.38 * len(grid.methods) + 1.2) * n_rows), squeeze=False,
                              gridspec_kw={"wspace": 0.45})
-    for ax in axes.flat[len(grid.targets):]:
+    for ax in axes.flat[panels:]:
         ax.axis("off")
+    _quality_panels(axes.flat[len(grid.targets):panels], by_key, grid, normalization)
     for ax, target in zip(axes.flat, grid.targets, strict=False):
         values = np.array([[fooled_share(by_key[(m, d, method, target, normalization)], map_pixels) or 0.0
                             for m, d in columns] for method in grid.methods])
@@ -110,9 +140,31 @@ def heatmap(path, matrix: list[dict[str, Any]], grid: Config, map_pixels: int, n
         ax.set_xticks(range(len(columns)), [f"{m}\n{d}" for m, d in columns], fontsize=6)
         ax.set_yticks(range(len(grid.methods)), grid.methods, fontsize=7)
         ax.set_title(f"target: {target}", fontsize=8)
-    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, label="L1 to the original's map per pixel")
+    fig.colorbar(image, ax=list(axes.flat[:len(grid.targets)]), shrink=0.6, label="L1 to the original's map per pixel")
     fig.suptitle(f"Which explanations each manipulation moves ({normalization} normalisation; "
                  f"fooled > {FOOLED})", fontsize=9)
     with atomic_path(path) as staging:
         fig.savefig(staging, dpi=120, bbox_inches="tight")
     plt.close(fig)
+
+
+def _quality_panels(axes, by_key, grid: Config, normalization: str) -> None:
+    """One panel per quality metric at the first target: methods x (original, manipulations), each colour
+    scaled to the metric's own range, so that "better" is always light."""
+    matrix_columns = [(m, d) for (m, d, *_rest) in by_key if m != "original"]
+    columns = [("original", "clean"), *dict.fromkeys(matrix_columns)]
+    target = grid.targets[0]
+    for ax, name in zip(axes, grid.metrics, strict=True):
+        values = np.array([[by_key[(m, d, method, target, normalization)][name] for m, d in columns]
+                           for method in grid.methods], dtype=np.float64)
+        shown = values if QUALITY[name].higher else -values
+        finite = shown[np.isfinite(shown)]
+        low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+        ax.imshow(shown, cmap="viridis", vmin=low, vmax=high if high > low else low + 1, aspect="auto")
+        for (r, c), v in np.ndenumerate(values):
+            ax.text(c, r, "-" if not np.isfinite(v) else f"{v:.2g}", ha="center", va="center", fontsize=5,
+                    color="white")
+        ax.set_xticks(range(len(columns)), [f"{m}\n{d}" for m, d in columns], fontsize=6)
+        ax.set_yticks(range(len(grid.methods)), grid.methods, fontsize=7)
+        ax.set_title(f"{name} ({'higher' if QUALITY[name].higher else 'lower'} is better; bright = better), "
+                     f"target {target}", fontsize=7)

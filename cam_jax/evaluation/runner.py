@@ -21,9 +21,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from cam_jax.data import images, stickers
 from cam_jax.data.batch import Loader
+from cam_jax.evaluation import quality_cells
 from cam_jax.evaluation import step as evaluate
 from cam_jax.evaluation.config import PAPER, Config
-from cam_jax.evaluation.suite import PAPER_SUITE, Entry, sticker
+from cam_jax.evaluation.suite import PAPER_SUITE, Entry, build, sticker
 from cam_jax.model import Model
 
 
@@ -71,6 +72,8 @@ def run(
     model = jax.device_put(model, replicated)
     step = (evaluate.fused_step if config.fused else evaluate.unfused_step)(config, suite)
     pixels_of_sticker = sticker(config, model.input_size)
+    models = build(model, config, suite) if config.metrics else {}
+    second_of = jax.jit(lambda m, x: evaluate.second_class(m(x)))
     preprocess = model.preprocess
 
     def global_array(local):
@@ -88,13 +91,15 @@ def run(
             mine = indices[jax.process_index() * per_process : (jax.process_index() + 1) * per_process]
             data = loader(mine)
             stickered = stickers.paste_by_index(data.pixels, mine, config.seed, pixels_of_sticker)[0]
-            out, sampled = step(
-                model,
-                global_array(images.normalize(data.pixels, preprocess)),
-                global_array(images.normalize(stickered, preprocess)),
-                global_array(data.labels),
-                None if data.masks is None else global_array(data.masks),
-            )
+            inputs = {"clean": global_array(images.normalize(data.pixels, preprocess)),
+                      "sticker": global_array(images.normalize(stickered, preprocess))}
+            masks = None if data.masks is None else global_array(data.masks)
+            out, sampled, maps = step(model, inputs["clean"], inputs["sticker"], global_array(data.labels), masks)
+            for row, cams in maps.items():  # the quality metrics of every cell (config.metrics)
+                name, data_name = row
+                out[row].update(quality_cells.measure(
+                    models[name], inputs[data_name], cams, second_of(models["original"], inputs[data_name]),
+                    masks, jax.random.fold_in(jax.random.key(config.seed), first), config))
             out = multihost_utils.process_allgather(out, tiled=True) if jax.process_count() > 1 else jax.device_get(out)
             if first == 0:
                 first_samples = jax.tree.map(np.asarray, multihost_utils.process_allgather(sampled)

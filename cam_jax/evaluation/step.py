@@ -178,13 +178,19 @@ def samples(explained: Mapping[tuple[str, str], Explained]) -> dict[tuple[str, s
     return {row: Sample(e.cams[:, :, 0], jnp.argmax(e.logits[0]).astype(jnp.int32)) for row, e in explained.items()}
 
 
+def maps(explained: Mapping[tuple[str, str], Explained], config: Config) -> dict[tuple[str, str], jax.Array]:
+    """Each row's raw maps (methods, targets, B, h, w) when the config measures quality metrics, else {}."""
+    return {row: e.cams for row, e in explained.items()} if config.metrics else {}
+
+
 def _names(suite: tuple[Entry, ...], data: str) -> list[str]:
     entries = [e.name for e in suite if data in e.references]
     return ["original", *entries] if data == "clean" or entries else []
 
 
 def fused_step(config: Config = PAPER, suite: tuple[Entry, ...] = PAPER_SUITE):
-    """jit((model, clean, sticker, labels, masks) -> (per-image metrics, samples)), one trunk pass per data."""
+    """jit((model, clean, sticker, labels, masks) -> (per-image metrics, samples, `maps`)), one trunk pass per
+    data."""
 
     def step(model, clean, sticker, labels, masks):
         models, inputs = build(model, config, suite), {"clean": clean, "sticker": sticker}
@@ -193,7 +199,7 @@ def fused_step(config: Config = PAPER, suite: tuple[Entry, ...] = PAPER_SUITE):
             if names := _names(suite, data):
                 out = explain_models({n: models[n] for n in names}, inputs[data], config)
                 explained.update({(n, data): v for n, v in out.items()})
-        return evaluate(explained, labels, masks, suite, config), samples(explained)
+        return evaluate(explained, labels, masks, suite, config), samples(explained), maps(explained, config)
 
     return jax.jit(step)
 
@@ -203,7 +209,7 @@ def unfused_step(config: Config = PAPER, suite: tuple[Entry, ...] = PAPER_SUITE)
     one = jax.jit(explain_model, static_argnames="config")
     second_of = jax.jit(lambda model, x: second_class(model(x)))
     finish = jax.jit(lambda explained, labels, masks: (evaluate(explained, labels, masks, suite, config),
-                                                         samples(explained)))
+                                                         samples(explained), maps(explained, config)))
 
     def step(model, clean, sticker, labels, masks):
         models, inputs = build(model, config, suite), {"clean": clean, "sticker": sticker}
