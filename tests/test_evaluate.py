@@ -8,11 +8,12 @@ import re
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cam_jax import Model, init_params
+from cam_jax import Model, explain_many, init_params, load_weights
 from cam_jax.cams.maps import NORMALIZATIONS
 from cam_jax.data import imagenet, images, shapes, stickers
 from cam_jax.evaluation import step as evaluate
@@ -115,7 +116,8 @@ def evaluated(tmp_path_factory):
     folder = tmp_path_factory.mktemp("eval")
     weights, out = tiny_weights(folder), folder / "results"
     assert script("eval").main(["--no-progress", "--weights", str(weights), "--exact", "--limit", "6",
-                                "--batch-size", "4", "--methods", "gradcam++", "eigencam", "--out", str(out)]) == 0
+                                "--batch-size", "4", "--methods", "gradcam++", "eigencam", "--metrics", "sparseness",
+                                "--out", str(out)]) == 0
     return weights, out
 
 
@@ -140,16 +142,27 @@ def test_eval_results_hold_every_row(evaluated):
 
 
 def test_eval_matrix_holds_every_cell(evaluated):
-    _, out = evaluated
+    weights, out = evaluated
     cells = json.loads((out / "matrix.json").read_text())["cells"]
     assert len(cells) == 9 * 3 * 5 * 2  # (model, data) rows x gradcam (always) and the two asked x targets x norms
     assert set(cells[0]) == {"model", "data", "method", "target", "normalization", "l1_to_target", "l1_to_original",
-                             "mass_in_mask", "pointing_game", "dy_inf_max"}
+                             "mass_in_mask", "pointing_game", "dy_inf_max", "sparseness"}
     assert {c["method"] for c in cells} == {"gradcam", "gradcam++", "eigencam"}
     by = {(c["model"], c["data"], c["method"], c["target"], c["normalization"]): c for c in cells}
     assert by[("original", "clean", "gradcam", "logit", "max")]["l1_to_original"] is None
     assert by[("T4", "clean", "gradcam", "softmax", "minmax")]["l1_to_original"] == 0
     assert by[("T4", "clean", "gradcam", "logit", "max")]["dy_inf_max"] == 0
+    # The quality column: the Gini index of each upsampled map, restated in numpy, averaged over the images.
+    model, _ = load_weights(weights)
+    x = images.normalize(shapes.batch(shapes.TEST_SEED, range(6), size=model.input_size).pixels)
+    cam = np.asarray(explain_many(model, x, ["gradcam++"], target="softmax")["gradcam++"].cam)
+    up = np.asarray(jax.image.resize(cam, (6, model.input_size, model.input_size), "bilinear"))
+    a = np.sort(up.reshape(6, -1) + 1e-7, axis=1)
+    n = a.shape[1]
+    gini = ((2 * np.arange(1, n + 1) - n - 1) * a).sum(1) / (n * a.sum(1))
+    assert by[("original", "clean", "gradcam++", "softmax", "minmax")]["sparseness"] == pytest.approx(gini.mean(),
+                                                                                                      rel=1e-4)
+    assert "### sparseness (complexity; higher is better), target logit" in (out / "matrix.md").read_text()
 
 
 def test_sharded_run_gives_the_same_table(evaluated, tmp_path):

@@ -121,16 +121,17 @@ def heatmap(path, matrix: list[dict[str, Any]], grid: Config, map_pixels: int, n
     explanation (how far the lie moved the map), the value written in each cell, fooled cells outlined."""
     by_key = {(c["model"], c["data"], c["method"], c["target"], c["normalization"]): c for c in matrix}
     columns = _columns(matrix)
-    panels = len(grid.targets) + len(grid.metrics)
-    n_cols = min(panels, 3)
-    n_rows = -(-panels // n_cols)
+    n_cols = min(max(len(grid.targets), len(grid.metrics)), 3)
+    target_rows, metric_rows = -(-len(grid.targets) // n_cols), -(-len(grid.metrics) // n_cols)
+    n_rows = target_rows + metric_rows
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(0.8 * len(columns) * n_cols + 2.5,
                                                       (0.38 * len(grid.methods) + 1.2) * n_rows), squeeze=False,
-                             gridspec_kw={"wspace": 0.45})
-    for ax in axes.flat[panels:]:
+                             gridspec_kw={"wspace": 0.45, "hspace": 0.7})
+    target_axes, metric_axes = axes[:target_rows].ravel(), axes[target_rows:].ravel()
+    for ax in [*target_axes[len(grid.targets):], *metric_axes[len(grid.metrics):]]:
         ax.axis("off")
-    _quality_panels(axes.flat[len(grid.targets):panels], by_key, grid, normalization)
-    for ax, target in zip(axes.flat, grid.targets, strict=False):
+    _quality_panels(metric_axes[:len(grid.metrics)], by_key, grid, normalization)
+    for ax, target in zip(target_axes, grid.targets, strict=False):
         values = np.array([[fooled_share(by_key[(m, d, method, target, normalization)], map_pixels) or 0.0
                             for m, d in columns] for method in grid.methods])
         image = ax.imshow(values, cmap="magma_r", vmin=0.0, vmax=max(0.5, float(values.max())), aspect="auto")
@@ -140,7 +141,7 @@ def heatmap(path, matrix: list[dict[str, Any]], grid: Config, map_pixels: int, n
         ax.set_xticks(range(len(columns)), [f"{m}\n{d}" for m, d in columns], fontsize=6)
         ax.set_yticks(range(len(grid.methods)), grid.methods, fontsize=7)
         ax.set_title(f"target: {target}", fontsize=8)
-    fig.colorbar(image, ax=list(axes.flat[:len(grid.targets)]), shrink=0.6, label="L1 to the original's map per pixel")
+    fig.colorbar(image, ax=list(target_axes), shrink=0.6, label="L1 to the original's map per pixel")
     fig.suptitle(f"Which explanations each manipulation moves ({normalization} normalisation; "
                  f"fooled > {FOOLED})", fontsize=9)
     with atomic_path(path) as staging:
@@ -166,5 +167,5 @@ def _quality_panels(axes, by_key, grid: Config, normalization: str) -> None:
                     color="white")
         ax.set_xticks(range(len(columns)), [f"{m}\n{d}" for m, d in columns], fontsize=6)
         ax.set_yticks(range(len(grid.methods)), grid.methods, fontsize=7)
-        ax.set_title(f"{name} ({'higher' if QUALITY[name].higher else 'lower'} is better; bright = better), "
-                     f"target {target}", fontsize=7)
+        ax.set_title(f"{name}, target {target} ({'higher' if QUALITY[name].higher else 'lower'} is better: "
+                     "bright)", fontsize=7)
