@@ -3,11 +3,14 @@
     python scripts/bench.py [--arch vgg16|resnet50|...] [--batch-size 8] [--json PATH] [--layers]
     python scripts/bench.py --methods [--method NAME ...] [--arch resnet50] [--peers] [--grad-cam-python PY]
     python scripts/bench.py --audit [--arch resnet50] [--batch-size 16]
+    python scripts/bench.py --metrics [--metric NAME ...] [--arch resnet50] [--peers] [--repeats 1]
 
 --methods times each method alone and the gradient-weighted CAMs together, over the model's
 forward; --peers also times captum (this Python) and pytorch-grad-cam (--grad-cam-python, a Python
 whose environment has it with torchvision) on the same network, each in its own process. --audit
-times `cam_jax.audit.audit_model` (every check) over the forward on the same images.
+times `cam_jax.audit.audit_model` (every check) over the forward on the same images. --metrics times
+each quality metric at `benchmark.METRIC_SETTINGS` over its floor (the forward passes it needs times one
+forward); --peers then also times Quantus (this Python, its own process) on the same work.
 
 Random weights of the chosen architecture at full width (timings do not depend
 on the values). Times are medians after compilation and warm-up; see
@@ -51,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", action="store_true", help="with --methods: also time captum and pytorch-grad-cam")
     parser.add_argument("--grad-cam-python", default=None, help="a Python that imports pytorch_grad_cam")
     parser.add_argument("--audit", action="store_true", help="time the audit of one model instead")
+    parser.add_argument("--metrics", action="store_true", help="time the quality metrics instead (each over its "
+                        "floor of forward passes; with --peers, over Quantus's time on the same work)")
+    parser.add_argument("--metric", nargs="+", default=None, help="with --metrics: only these")
     args = parser.parse_args(argv)
     jax.config.update("jax_default_matmul_precision", "highest")  # no TF32: T1's cancellation needs float32
     module = build_model(args.arch, num_classes=args.num_classes, input_size=args.input_size, width=args.width)
@@ -64,6 +70,13 @@ def main(argv: list[str] | None = None) -> int:
                                benchmark.peer(peer_command(python, library, args, names), ROOT)
                                for library, python in pythons.items() if python}
         table = benchmark.methods_table(result)
+    elif args.metrics:
+        names = tuple(args.metric or benchmark.METRIC_SETTINGS)
+        result = benchmark.metrics_run(model, args.batch_size, args.repeats, names)
+        if args.peers:
+            result["peers"] = {"quantus": benchmark.peer(peer_command(sys.executable, "quantus", args, list(names)),
+                                                         ROOT)}
+        table = benchmark.metrics_table(result)
     elif args.audit:
         result = benchmark.audit_run(model, args.batch_size, args.repeats)
         table = benchmark.audit_table(result)

@@ -38,9 +38,11 @@ def align_corners_matrix(size: int, source: int) -> np.ndarray:
 
 
 def over_chunks(fn, count: int, chunk: int) -> jax.Array:
-    """fn(indices (chunk,)) -> (B, chunk, ...) for chunks covering 0..count-1 -> (B, count, ...), one chunk at a
-    time (`lax.map`), so memory holds one chunk; the last chunk repeats index count - 1 and is cut off."""
+    """fn(indices (n,)) -> (B, n, ...) for chunks covering 0..count-1 -> (B, count, ...), one chunk at a
+    time (`lax.map`), so memory holds one chunk (at most `chunk` indices); the last chunk repeats index
+    count - 1 and is cut off."""
     n = -(-count // chunk)
+    chunk = -(-count // n)  # as even as the chunks can be: 17 in chunks of 16 runs 2 x 9, not 2 x 16
     starts = jnp.arange(n) * chunk
     out = jax.lax.map(lambda s: fn(jnp.minimum(s + jnp.arange(chunk), count - 1)), starts)  # (n, B, chunk, ...)
     out = jnp.moveaxis(out, 0, 1)
@@ -66,8 +68,8 @@ def variant_scores(model: Model, make, count: int, classes: jax.Array, target: T
 
     def scores(idx):
         x = make(idx)
-        y = model(x.reshape(b * chunk, *x.shape[2:]))
-        return over_variants(target, y.reshape(b, chunk, -1), classes)
+        y = model(x.reshape(b * idx.shape[0], *x.shape[2:]))
+        return over_variants(target, y.reshape(b, idx.shape[0], -1), classes)
 
     return over_chunks(scores, count, chunk)
 
@@ -105,9 +107,9 @@ def ablated_logits(head, a: jax.Array, batch_images: int = 256) -> jax.Array:
     chunk = chunk_size(b, batch_images)
 
     def logits(idx):
-        hit = jax.nn.one_hot(idx, k, dtype=bool)  # (chunk, K)
+        hit = jax.nn.one_hot(idx, k, dtype=bool)  # (n, K)
         ablated = jnp.where(hit[None, :, None, None, :], value[:, None, None, None, None], a[:, None])
-        return head(ablated.reshape(b * chunk, h, w, k)).reshape(b, chunk, -1)
+        return head(ablated.reshape(b * idx.shape[0], h, w, k)).reshape(b, idx.shape[0], -1)
 
     return over_chunks(logits, k, chunk)
 

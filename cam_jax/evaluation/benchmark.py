@@ -23,12 +23,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from cam_jax.cams.core import cotangent, gradients, opaque_pass
-from cam_jax.cams.methods import METHODS, explain_many
+from cam_jax.cams.methods import METHODS, explain_many, explainer
 from cam_jax.cams.weightings import WEIGHTINGS, apply, grad_cam
 from cam_jax.data import images, shapes, stickers
 from cam_jax.evaluation import step as evaluate
 from cam_jax.evaluation.config import PAPER
 from cam_jax.evaluation.suite import build, sticker
+from cam_jax.metrics import quality
+from cam_jax.metrics.randomisation import layers
 from cam_jax.model import Model
 from cam_jax.models.vgg import VGG
 
@@ -273,3 +275,91 @@ def audit_table(result: dict[str, Any]) -> str:
     return (f"forward  {t['forward']['median_s']:.3f} s (first call {first['forward']:.1f} s)\n"
             f"audit    {t['audit']['median_s']:.3f} s (first call {first['audit']:.1f} s), "
             f"{result['ratio']:.1f} forwards")
+
+
+# The settings `metrics_run` times each quality metric at, and `scripts/bench_peers.py --library quantus`
+# gives Quantus for the same work (the same number of perturbed forwards per image at 224 x 224).
+METRIC_SETTINGS: dict[str, dict[str, Any]] = {
+    "pixel_flipping": {"steps": 48}, "deletion": {"steps": 16}, "insertion": {"steps": 16},
+    "region_perturbation": {"patch": 28, "regions": 64}, "selectivity": {"patch": 28},
+    "road": {"percentages": tuple(range(5, 100, 10))}, "faithfulness_correlation": {"runs": 20, "subset": 224},
+    "monotonicity_correlation": {"steps": 24, "samples": 2}, "infidelity": {"patch": 28},
+    "max_sensitivity": {"samples": 4}, "avg_sensitivity": {"samples": 4}, "local_lipschitz": {"samples": 4},
+    "model_randomisation": {}, "random_logit": {}, "pointing_game": {}, "energy_pointing_game": {},
+    "relevance_mass_accuracy": {}, "relevance_rank_accuracy": {}, "top_k_intersection": {}, "auc": {},
+    "sparseness": {}, "complexity": {}, "effective_complexity": {},
+}
+
+
+def bench_masks(batch_size: int, size: int) -> np.ndarray:
+    """(B, size, size) bool: a box in the middle of every image, the localisation metrics' object."""
+    masks = np.zeros((batch_size, size, size), bool)
+    masks[:, size // 4: 3 * size // 4, size // 3: 2 * size // 3] = True
+    return masks
+
+
+def metrics_run(model: Model, batch_size: int = 8, repeats: int = 1, names: tuple[str, ...] = (),
+                seed: int = 0) -> dict[str, Any]:
+    """Each quality metric's time (through `assess`, at `METRIC_SETTINGS`) on saliency maps of `batch_size`
+    random images, over its floor: the forward passes it needs (`quality.floor`) times the forward's time,
+    or for those that re-explain, the explanations it needs times one explanation's. (Saliency, not
+    GradCAM: a random network's GradCAM can be 0 everywhere, which Quantus refuses.)
+
+    Returns {"timings", "floor_passes", "over_floor": {metric: time / floor}, "per_image_s"}.
+    """
+    names = names or tuple(METRIC_SETTINGS)
+    x = jax.random.normal(jax.random.key(seed), (batch_size, model.input_size, model.input_size, 3))
+    explain = explainer("saliency")
+    maps = explain(model, x, None)
+    masks = bench_masks(batch_size, model.input_size)
+    forward = jax.jit(lambda m, x: m(x))
+    explained = jax.jit(explain)
+    calls: dict[str, Callable[[], Any]] = {"forward": lambda: forward(model, x),
+                                           "saliency": lambda: explained(model, x, None)}
+    for name in names:
+        options = dict(METRIC_SETTINGS[name])
+        if "explain" in quality.QUALITY[name].options:
+            options["explain"] = explain
+        kind = quality.QUALITY[name].kind
+        calls[name] = lambda name=name, options=options, kind=kind: quality.assess(
+            name, model, x, maps, masks=masks if kind == "masks" else None, **options)
+    compile_s = {}
+    for name, call in calls.items():
+        start = time.perf_counter()
+        _block(call())
+        compile_s[name] = time.perf_counter() - start
+    timings = interleaved(calls, repeats, settle=False)
+    for name in timings:
+        timings[name]["first_call_s"] = compile_s[name]
+    pixels, depth = model.input_size**2, len(layers(model))
+    passes, over = {}, {}
+    for name in names:
+        passes[name] = quality.floor(name, METRIC_SETTINGS[name], pixels, depth)
+        unit = "saliency" if "explain" in quality.QUALITY[name].options else "forward"
+        if passes[name]:
+            over[name] = timings[name]["median_s"] / (passes[name] * timings[unit]["median_s"])
+    return {"timings": timings, "floor_passes": passes, "over_floor": over,
+            "per_image_s": {n: timings[n]["median_s"] / batch_size for n in calls},
+            "settings": {n: {k: list(v) if isinstance(v, tuple) else v for k, v in METRIC_SETTINGS[n].items()}
+                         for n in names}}
+
+
+def metrics_table(result: dict[str, Any]) -> str:
+    """`metrics_run`'s times, over the floor and over Quantus's on the same work (`result["peers"]`), as text;
+    adds "ours_over_quantus" to `result`."""
+    quantus = result.get("peers", {}).get("quantus", {})
+    theirs = quantus.get("timings", {})
+    lines = [f"{'metric':<26}{'median s':>10}{'s/image':>10}{'passes':>8}{'/ floor':>9}{'quantus s':>11}"
+             f"{'/ quantus':>11}"]
+    for name, t in result["timings"].items():
+        other = theirs.get(name)
+        ratio = t["median_s"] / other["median_s"] if other else None
+        if ratio:
+            result.setdefault("ours_over_quantus", {})[name] = ratio
+        over = result["over_floor"].get(name)
+        lines.append(f"{name:<26}{t['median_s']:>10.3f}{result['per_image_s'][name]:>10.4f}"
+                     f"{result['floor_passes'].get(name, 1):>8}{over if over else float('nan'):>9.3f}"
+                     f"{other['median_s'] if other else float('nan'):>11.3f}{ratio if ratio else float('nan'):>11.3f}")
+    if "error" in quantus:
+        lines.append(f"quantus: {quantus['error']}")
+    return "\n".join(lines)

@@ -109,6 +109,25 @@ def _shift(v: jax.Array, dy: int, dx: int) -> jax.Array:
     return padded[1 + dy: 1 + dy + h, 1 + dx: 1 + dx + w]
 
 
+def smooth_fill(image: jax.Array, known: jax.Array, levels: int = 6) -> jax.Array:
+    """(H, W, 3) a smooth guess of `image` where `known` (H, W, 1) is 0: push-pull over a pyramid of halved
+    sizes, each level's known values averaged and the gaps filled from the level above. The start of
+    `impute`'s iterations, which it brings to the exact solution in far fewer steps than from a flat guess."""
+    values, weights = [image * known], [known]
+    for _ in range(levels):
+        h, w = values[-1].shape[:2]
+        if min(h, w) < 4:
+            break
+        size = ((h + 1) // 2, (w + 1) // 2)
+        values.append(jax.image.resize(values[-1], (*size, values[-1].shape[2]), "linear"))
+        weights.append(jax.image.resize(weights[-1], (*size, 1), "linear"))
+    fill = values[-1].sum((0, 1)) / jnp.maximum(weights[-1].sum(), 1e-12) * jnp.ones_like(values[-1])
+    for v, w in zip(values[::-1], weights[::-1], strict=True):
+        up = jax.image.resize(fill, v.shape, "linear")
+        fill = jnp.where(w > 1e-6, v / jnp.maximum(w, 1e-6), up)
+    return fill
+
+
 def impute(image: jax.Array, removed: jax.Array, tol: float = 1e-6, max_iterations: int = 2000) -> jax.Array:
     """(H, W, 3) `image` with its `removed` (H, W) bool pixels replaced by the solution of
     weight_i v_i - sum_{removed j ~ i} w_ij v_j = sum_{known k ~ i} w_ik x_k, weight_i the sum of pixel i's
@@ -127,7 +146,6 @@ def impute(image: jax.Array, removed: jax.Array, tol: float = 1e-6, max_iteratio
         return jnp.where(known > 0, v, weight * v - neighbours(v * gone))
 
     rhs = jnp.where(known > 0, image, neighbours(image * known))
-    mean_known = (image * known).sum((0, 1)) / jnp.maximum(known.sum(), 1)
-    start = jnp.where(known > 0, image, mean_known)
+    start = jnp.where(known > 0, image, smooth_fill(image, known))
     solution, _ = jax.scipy.sparse.linalg.cg(operator, rhs, x0=start, tol=tol, maxiter=max_iterations)
     return jnp.where(known > 0, image, solution)
