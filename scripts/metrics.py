@@ -13,7 +13,8 @@ complexity) or all; with all, a metric that cannot run on what was given is list
 --option NAME=VALUE sets an option of every metric that takes it (e.g. steps=8, patch=16).
 
 Prints a table; --json OUT writes, per metric, the per-image values (curves where the metric gives one),
-one scalar per image and their mean, with the settings used beside them. Bad input: a message, exit 2.
+one scalar per image and their mean over the images where it is defined (NaN and inf written as null),
+with the settings used beside them. Bad input: a message, exit 2.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from cam_jax.atomic import write_json
 from cam_jax.cams import METHODS, TARGETS
 from cam_jax.cams.methods import explainer
 from cam_jax.data import images as preprocessing
-from cam_jax.metrics.quality import QUALITY, assess, names_of
-from cam_jax.model import Model
+from cam_jax.metrics.quality import QUALITY, assess, higher, names_of
+from cam_jax.model import Model, check_classes
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -130,9 +131,9 @@ def plan(names: tuple[str, ...], args: argparse.Namespace, options: dict[str, An
 
 
 def _clean(values: np.ndarray) -> Any:
-    """JSON values: NaN as null."""
-    return [None if isinstance(v, float) and math.isnan(v) else v for v in values.tolist()] if values.ndim == 1 \
-        else [_clean(row) for row in values]
+    """JSON values: NaN and infinities as null (JSON has neither)."""
+    return [None if isinstance(v, float) and not math.isfinite(v) else v for v in values.tolist()] \
+        if values.ndim == 1 else [_clean(row) for row in values]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,12 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         if masks is not None and (masks.shape != x.shape[:3] or not binary):
             raise ValueError(f"--masks must be (B, H, W) = {x.shape[:3]} of 0/1, got {masks.shape} {masks.dtype}")
         classes = None if args.classes is None else _npy(args.classes, "--classes")
-        if classes is not None and classes.shape != (b,):
-            raise ValueError(f"--classes must be ({b},), got {classes.shape}")
+        if classes is not None:
+            classes = np.asarray(check_classes(classes, b, model.num_classes, "--classes"))
         asked_all = "all" in args.metric or any(m in ("faithfulness", "robustness", "randomisation", "localisation",
                                                         "complexity") for m in args.metric)
         runs, skipped = plan(names_of(args.metric), args, parse_options(args.option), asked_all)
         results: dict[str, list[np.ndarray]] = {name: [] for name in runs}
+        explain = None if args.method is None else jax.jit(explainer(args.method, args.target))
         key = jax.random.key(args.seed)
         with Progress(disable=args.no_progress, transient=True) as progress:
             task = progress.add_task("metrics", total=len(runs) * -(-b // args.batch_size))
@@ -164,11 +166,12 @@ def main(argv: list[str] | None = None) -> int:
                 part = slice(first, first + args.batch_size)
                 xs = jnp.asarray(x[part])
                 cs = None if classes is None else classes[part]
-                ms = (explainer(args.method, args.target)(model, xs, None if cs is None else jnp.asarray(cs, jnp.int32))
-                      if maps is None else maps[part])
+                ms = maps[part] if maps is not None else explain(model, xs, None if cs is None else jnp.asarray(cs))
                 for name, options in runs.items():
                     progress.update(task, description=name)
-                    values = assess(name, model, xs, ms, cs, jax.random.fold_in(key, first),
+                    # A randomised model is one model for every image; other draws differ batch to batch.
+                    same = QUALITY[name].family == "randomisation"
+                    values = assess(name, model, xs, ms, cs, key if same else jax.random.fold_in(key, first),
                                     masks=None if masks is None or QUALITY[name].kind != "masks" else masks[part],
                                     **options)
                     results[name].append(np.asarray(values))
@@ -181,8 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in runs:
         values = np.concatenate(results[name])
         per_image = np.asarray(QUALITY[name].scalar(jnp.asarray(values)), np.float64)
-        mean = float(np.nanmean(per_image)) if np.isfinite(per_image).any() else None
-        entry = {"family": QUALITY[name].family, "higher_is_better": QUALITY[name].higher,
+        finite = per_image[np.isfinite(per_image)]
+        mean = float(finite.mean()) if finite.size else None
+        entry = {"family": QUALITY[name].family, "higher_is_better": higher(name, runs[name]),
+                 "images_defined": int(finite.size),
                  "per_image": _clean(per_image), "mean": mean}
         if values.ndim > 1:
             entry["curves"] = _clean(values.astype(np.float64))

@@ -11,6 +11,7 @@ perturbation functions) where a metric draws.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import jax
@@ -22,7 +23,7 @@ torch = pytest.importorskip("torch")
 quantus = pytest.importorskip("quantus")
 
 from cam_jax.cams.methods import explainer  # noqa: E402
-from cam_jax.metrics import faithfulness, perturbing, randomisation  # noqa: E402
+from cam_jax.metrics import faithfulness, perturbing, randomisation, robustness  # noqa: E402
 from cam_jax.metrics.quality import QUALITY, assess  # noqa: E402
 from cam_jax.testing import tiny_model, tiny_params, torch_tiny, torch_tiny_gradcam  # noqa: E402
 
@@ -83,12 +84,14 @@ def test_pixel_flipping(case):
     close(ours("pixel_flipping", case, steps=steps, baseline="black", target="softmax"), theirs)
 
 
-@pytest.mark.parametrize("order", ["morf", "lerf"])
-def test_region_perturbation(case, order):
+@pytest.mark.parametrize("order,batch_images", [("morf", 64), ("lerf", 2 * B)])
+def test_region_perturbation(case, order, batch_images):
+    """2 B images a pass: 9 regions in 5 chunks of 2, the last padded and cut off."""
     metric = quantus.RegionPerturbation(patch_size=8, order=order, regions_evaluation=9, perturb_baseline="black",
                                         **QUIET)
     theirs = run_quantus(metric, case, case[4][:, None], softmax=True)
-    close(ours("region_perturbation", case, patch=8, regions=9, order=order, target="softmax"), np.stack(theirs))
+    close(ours("region_perturbation", case, patch=8, regions=9, order=order, target="softmax",
+               batch_images=batch_images), np.stack(theirs))
 
 
 def test_selectivity(case):
@@ -152,9 +155,16 @@ def test_road_imputation_and_curve(case, monkeypatch):
     first_third = lambda arr, indices, **kw: noisy_linear_imputation(arr, indices[: len(indices) // 3], **kw)  # noqa: E731
     percentages = (5, 25, 50, 75, 95)
     metric = quantus.ROAD(percentages=list(percentages), noise=0.0, perturb_func=first_third, **QUIET)
-    theirs = run_quantus(metric, case, a, softmax=True)
     mine = ours("road", case, percentages=percentages, noise=0.0)
-    close(mine.mean(0), [theirs[p] for p in percentages])
+    for b in range(B):  # Quantus returns the batch's mean only: one image at a time gives each image's
+        one = (model, case[1], x[b:b + 1], classes[b:b + 1], maps[b:b + 1], None)
+        theirs = run_quantus(metric, one, a[b:b + 1], softmax=True)
+        close(mine[b], [theirs[p] for p in percentages])
+    # Least relevant first is most relevant first of the negated map (ties in pixel order both ways).
+    lerf = ours("road", case, percentages=percentages, noise=0.0, order="lerf")
+    negated = np.asarray(assess("road", model, jnp.asarray(x), -jnp.asarray(maps), jnp.asarray(classes),
+                                percentages=percentages, noise=0.0))
+    np.testing.assert_array_equal(lerf, negated)
 
 
 def quantus_explain(model, inputs, targets, **kwargs):
@@ -247,9 +257,11 @@ def test_localisation(case, name, metric, options):
 @pytest.mark.parametrize("name,metric", [("sparseness", quantus.Sparseness), ("complexity", quantus.Complexity),
                                          ("effective_complexity", quantus.EffectiveComplexity)])
 def test_complexity(case, name, metric):
-    maps = case[4] * (np.arange(SIZE * SIZE).reshape(SIZE, SIZE) % 7 > 2)  # zeros for effective complexity
-    theirs = run_quantus(metric(**QUIET), case, maps[:, None])
-    model, _, x, classes, _, _ = case
+    """On a signed map (gradient x input's kind), with Quantus's absolute value on, as its default."""
+    signs = np.where(np.random.default_rng(4).random((SIZE, SIZE)) < 0.3, -1.0, 1.0)
+    maps = (case[4] * (np.arange(SIZE * SIZE).reshape(SIZE, SIZE) % 7 > 2) * signs).astype(np.float32)
+    theirs = run_quantus(metric(**{**QUIET, "abs": True}), case, maps[:, None])
+    _, _, x, _, _, _ = case
     close(np.asarray(assess(name, None, jnp.asarray(x), jnp.asarray(maps))), theirs)
 
 
@@ -334,10 +346,79 @@ def test_layers_follow_the_forward_pass():
     assert convs == sorted(convs, key=lambda n: tuple(int(v) for v in n[4:].split("_")))
 
 
+@pytest.mark.parametrize("name,options", [
+    ("pixel_flipping", {"steps": 10}), ("deletion", {"steps": 7}), ("insertion", {"steps": 7}),
+    ("region_perturbation", {"patch": 8}), ("selectivity", {"patch": 8}), ("infidelity", {"patch": 8}),
+    ("road", {"percentages": (10, 60), "noise": 0.0}), ("monotonicity_correlation", {"steps": 5, "samples": 1}),
+    ("auc", {}), ("relevance_rank_accuracy", {}), ("sparseness", {}),
+])
+def test_an_image_scores_the_same_alone_and_in_a_batch(case, name, options):
+    """No image's value depends on the others' (Quantus's default normalisation is over the batch: ours is
+    not). Uneven steps too: 576 pixels in 10 steps of 57 or 58."""
+    model, _, x, classes, maps, masks = case
+    extra = {"masks": masks} if QUALITY[name].kind == "masks" else {}
+    key = jax.random.key(3)
+    both = assess(name, model, jnp.asarray(x), jnp.asarray(maps), jnp.asarray(classes), key, **extra, **options)
+    alone = assess(name, model, jnp.asarray(x[2:3]), jnp.asarray(maps[2:3]), jnp.asarray(classes[2:3]), key,
+                   **{k: v[2:3] for k, v in extra.items()}, **options)
+    if name != "monotonicity_correlation":  # its draws are per (step, sample, image): the same only at index 0
+        close(np.asarray(both)[2], np.asarray(alone)[0], rtol=2e-5)
+    if name == "pixel_flipping":  # every step removes 57 or 58 pixels: no step repeats another
+        assert np.all(np.diff(faithfulness.step_counts(SIZE * SIZE, 10)) >= 57)
+
+
+def test_matrix_cells_reexplain_as_the_step_explains():
+    """With no noise the re-explanation is the map itself, for a CAM (A at 2 x 2, resized) and an input-space
+    map (pooled to A's resolution and back, as the matrix compares it): max sensitivity 0."""
+    from cam_jax.evaluation import quality_cells
+    from cam_jax.evaluation.config import Config, cells
+    from cam_jax.evaluation.step import explain_model, second_class
+    from cam_jax.testing import random_model
+
+    model = random_model("vgg11", num_classes=3, input_size=64, width=1 / 16)
+    x = jax.random.normal(jax.random.key(0), (2, 64, 64, 3))
+    config = Config(**cells(("saliency",)), metrics=("max_sensitivity",)).replace(targets=("logit", "softmax"))
+    second = second_class(model(x))
+    explained = explain_model(model, x, second, config)
+    with pytest.MonkeyPatch.context() as mp:  # the matrix takes each metric's defaults: radius 0 here
+        mp.setitem(QUALITY, "max_sensitivity", QUALITY["max_sensitivity"]._replace(
+            fn=functools.partial(robustness.max_sensitivity, radius=0.0)))
+        values = quality_cells.measure(model, x, explained.cams, second, None, jax.random.key(0), config)
+    values = values["max_sensitivity"]
+    np.testing.assert_allclose(values, 0, atol=1e-5)
+
+
+def test_explain_must_return_one_map_per_image(case):
+    model, _, x, classes, maps, _ = case
+    quantus_shaped = lambda m, xs, c: explainer("gradcam")(m, xs, c)[:, None]  # noqa: E731  (B, 1, H, W)
+    with pytest.raises(ValueError, match="explain must return"):
+        assess("max_sensitivity", model, jnp.asarray(x), jnp.asarray(maps), classes, explain=quantus_shaped)
+
+
+def test_defaults_are_checked_against_the_images(case):
+    model, _, x, _, maps, masks = case
+    with pytest.raises(ValueError, match=r"k must be .*\(the default; pass another\)"):
+        assess("top_k_intersection", None, jnp.asarray(x), jnp.asarray(maps), masks=masks)  # k 1000 > 576 pixels
+    with pytest.raises(ValueError, match=r"patch must be .* got 28 \(the default"):
+        assess("selectivity", model, jnp.asarray(x), jnp.asarray(maps))
+
+
+def test_options_as_numpy_scalars_and_lists(case):
+    model, _, x, classes, maps, _ = case
+    a = assess("pixel_flipping", model, jnp.asarray(x), jnp.asarray(maps), classes, steps=np.int64(6))
+    b = assess("pixel_flipping", model, jnp.asarray(x), jnp.asarray(maps), classes, steps=6)
+    np.testing.assert_array_equal(a, b)
+    r = assess("road", model, jnp.asarray(x), jnp.asarray(maps), classes, percentages=[10, 50], noise=0.0)
+    assert r.shape == (B, 2)
+
+
 @pytest.mark.parametrize("bad,message", [
+    (dict(name="faithfulness"), "names several metrics"),
+    (dict(name="max_sensitivity"), "pass explain="),
+    (dict(options={"batch_images": 0}), "batch_images must be"),
     (dict(maps=np.zeros((B, 12, 12))), "maps must be"),
     (dict(maps=np.full((B, SIZE, SIZE), np.nan)), "NaN"),
-    (dict(options={"patch": 7}), "must divide"),
+    (dict(name="selectivity", options={"patch": 7}), "must divide"),
     (dict(name="pixel_flipping", options={"steps": 0}), "steps must be"),
     (dict(options={"colour": 1}), "takes the options"),
     (dict(options={"baseline": "grey"}), "baseline must be"),
@@ -347,6 +428,6 @@ def test_layers_follow_the_forward_pass():
 ])
 def test_bad_input_is_named(case, bad, message):
     model, _, x, classes, maps, _ = case
-    name = bad.get("name", "selectivity")
+    name = bad.get("name", "pixel_flipping")
     with pytest.raises((ValueError, TypeError), match=message):
         assess(name, model, jnp.asarray(x), bad.get("maps", maps), classes, **bad.get("options", {}))

@@ -8,7 +8,7 @@ import re
 import pytest
 
 
-@pytest.mark.parametrize("path", ["README.md", "docs/GUIDE.md", "docs/REPRODUCTION.md"])
+@pytest.mark.parametrize("path", ["README.md", "docs/GUIDE.md", "docs/REPRODUCTION.md", "docs/METRICS.md"])
 def test_python_blocks_run(path):
     with open(path) as f:
         blocks = re.findall(r"```python\n(.*?)```", f.read(), flags=re.S)

@@ -311,6 +311,7 @@ def metrics_run(model: Model, batch_size: int = 8, repeats: int = 1, names: tupl
     x = jax.random.normal(jax.random.key(seed), (batch_size, model.input_size, model.input_size, 3))
     explain = explainer("saliency")
     maps = explain(model, x, None)
+    classes = jnp.argmax(model(x), -1).astype(jnp.int32)  # given, as a user who knows them: not in the floor
     masks = bench_masks(batch_size, model.input_size)
     forward = jax.jit(lambda m, x: m(x))
     explained = jax.jit(explain)
@@ -322,7 +323,8 @@ def metrics_run(model: Model, batch_size: int = 8, repeats: int = 1, names: tupl
             options["explain"] = explain
         kind = quality.QUALITY[name].kind
         calls[name] = lambda name=name, options=options, kind=kind: quality.assess(
-            name, model, x, maps, masks=masks if kind == "masks" else None, **options)
+            name, model, x, maps, classes if kind == "model" else None, masks=masks if kind == "masks" else None,
+            **options)
     compile_s = {}
     for name, call in calls.items():
         start = time.perf_counter()

@@ -40,7 +40,7 @@ def cells(per_image: dict[tuple[str, str], dict[str, np.ndarray]], grid: Config,
                                 "normalization": norm,
                                 **{key: reduce(m[name][i, j, k], how) for name, metric in METRICS.items()
                                    for key, how in metric.cell.items()},
-                                **{name: reduce(m[name][i, j, k], "mean") for name in grid.metrics}})
+                                **{name: reduce(m[name][i, j, k], "nanmean") for name in grid.metrics}})
     return out
 
 

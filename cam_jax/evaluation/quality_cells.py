@@ -2,7 +2,9 @@
 
 A cell's maps are the step's raw maps (A's resolution; input-space maps pooled to it) resized to the
 images'; its classes are each image's top class under the row's model, its score the cell's target
-(the contrast target contrasting with the original's runner-up, as the step's). The target is picked
+(the contrast target contrasting with the original's runner-up, as the step's). The robustness and
+randomisation metrics re-explain as the step explains (input-space maps pooled to A's resolution and
+resized back), so a map is compared with its own kind. The target is picked
 inside the compiled program, so each metric compiles once per model (and, for the metrics that
 re-explain, once per method).
 """
@@ -18,8 +20,13 @@ import numpy as np
 from cam_jax.cams import targets
 from cam_jax.cams.methods import at_input, run
 from cam_jax.evaluation.config import Config
-from cam_jax.metrics.quality import QUALITY
+from cam_jax.evaluation.step import at_resolution
+from cam_jax.metrics.quality import QUALITY, check_options
 from cam_jax.model import Model
+
+
+def _placeholder(model, images, classes):  # stands for the cell's explanation in the option checks
+    raise NotImplementedError
 
 
 def _score(index: jax.Array, second: jax.Array, names: tuple[str, ...]) -> targets.Target:
@@ -35,6 +42,7 @@ def _score(index: jax.Array, second: jax.Array, names: tuple[str, ...]) -> targe
 @functools.partial(jax.jit, static_argnames=("name", "method", "names"))
 def _cell(model: Model, x, maps, second, target, key, masks, name: str, method: str | None, names: tuple[str, ...]):
     q = QUALITY[name]
+    cam_size = maps.shape[-1]
     maps = at_input(maps, x.shape[1])
     if q.kind == "map":
         return q.scalar(q.fn(maps))
@@ -43,8 +51,10 @@ def _cell(model: Model, x, maps, second, target, key, masks, name: str, method: 
     score = _score(target, second, names)
     classes = model(x).argmax(-1).astype(jnp.int32)
     options = {"target": score} if "target" in q.options else {}
-    if "explain" in q.options:
-        options["explain"] = lambda m, xs, c: at_input(run(m, xs, c, (method,), score, {})[method].cam, xs.shape[1])
+    if "explain" in q.options:  # re-explained as the step explains: at A's resolution, then the images'
+        size = (cam_size, cam_size)
+        options["explain"] = lambda m, xs, c: at_input(
+            at_resolution(run(m, xs, c, (method,), score, {})[method].cam, size), xs.shape[1])
     return q.scalar(q.fn(model, x, maps, classes, key, **options))
 
 
@@ -61,6 +71,7 @@ def measure(model: Model, x: jax.Array, cams: jax.Array, second: jax.Array, mask
     out = {}
     shape = (len(config.methods), len(config.targets), len(config.normalizations), x.shape[0])
     for name in config.metrics:
+        check_options(name, {"explain": _placeholder} if "explain" in QUALITY[name].options else {}, x.shape)
         values = np.full(shape, np.nan, np.float32)
         if QUALITY[name].kind != "masks" or masks is not None:
             for i, method in enumerate(config.methods):

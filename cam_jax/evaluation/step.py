@@ -74,9 +74,14 @@ def _cams(model: Model, x: jax.Array, run: Pass, classes: jax.Array, grads: tupl
             maps.append(method.fn(model, run.a, run.logits, classes, tuple(scores)))
         else:  # an input-space map (B, H, W) or ScoreCAM's, compared at A's resolution (area average)
             per_target = [method.fn(model, x, c, score).cam for c, score in zip(classes, scores, strict=True)]
-            maps.append(jnp.stack([jax.image.resize(cam, (*cam.shape[:-2], *run.a.shape[1:3]), "linear",
-                                                    antialias=True) for cam in per_target]))
+            maps.append(jnp.stack([at_resolution(cam, run.a.shape[1:3]) for cam in per_target]))
     return jnp.stack(maps)
+
+
+def at_resolution(cam: jax.Array, size: tuple[int, int]) -> jax.Array:
+    """(B, H, W) maps at (B, *size), area-averaged (antialiased linear): how the matrix compares an
+    input-space map with A's."""
+    return jax.image.resize(cam, (*cam.shape[:-2], *size), "linear", antialias=True)
 
 
 def explain_model(model: Model, x: jax.Array, second: jax.Array, config: Config = PAPER) -> Explained:

@@ -11,7 +11,7 @@ from cam_jax.evaluation.config import PAPER, PAPER_CELL, Config
 from cam_jax.evaluation.suite import PAPER_SUITE, Entry, paper_figures, rows
 from cam_jax.metrics import METRICS
 
-REDUCE = {"mean": np.mean, "max": np.max}
+REDUCE = {"mean": np.mean, "max": np.max, "nanmean": np.nanmean}  # nanmean: over the images where it is defined
 
 
 def reduce(values: np.ndarray, how: str) -> float | None:

@@ -1,8 +1,8 @@
 """Complexity: how concentrated a map is, per image (B,), from the (B, H, W) map alone.
 
-Definitions follow Quantus 0.6 (complexity/) on the map as given (its default takes absolute values
-and scales by the maximum first; a CAM map is already >= 0, and only `effective_complexity` and
-the 1e-7 of `sparseness` depend on the scale).
+Definitions follow Quantus 0.6 (complexity/) on the map's absolute values, as its default (abs=True);
+it also scales by one maximum over the batch first, which cam_jax does not: only `effective_complexity`
+and the 1e-7 of `sparseness` depend on the scale.
 
 References:
   Chalasani et al., "Concise explanations of neural networks using adversarial training" (ICML 2020);
@@ -17,11 +17,12 @@ import jax.numpy as jnp
 
 
 def _flat(maps: jax.Array) -> jax.Array:
-    return maps.reshape(maps.shape[0], -1).astype(jnp.float32)
+    """(B, H W) |maps|: a signed map (gradient x input) is as complex as its magnitude."""
+    return jnp.abs(maps.reshape(maps.shape[0], -1).astype(jnp.float32))
 
 
 def sparseness(maps: jax.Array) -> jax.Array:
-    """(B,) Gini index of each map's values (+1e-7) in [0, 1]: 1 when one pixel holds everything.
+    """(B,) Gini index of each map's |values| (+1e-7) in [0, 1]: 1 when one pixel holds everything.
 
     Example:
       >>> import jax.numpy as jnp
@@ -37,10 +38,10 @@ def sparseness(maps: jax.Array) -> jax.Array:
 def complexity(maps: jax.Array) -> jax.Array:
     """(B,) entropy (nats) of |map| / sum |map|: log(H W) for a uniform map, 0 for one pixel."""
     a = _flat(maps)
-    p = a / jnp.abs(a).sum(-1, keepdims=True)
+    p = a / a.sum(-1, keepdims=True)
     return -(p * jnp.log(p + 1e-12)).sum(-1)
 
 
 def effective_complexity(maps: jax.Array, eps: float = 1e-5) -> jax.Array:
-    """(B,) how many pixels of the map exceed `eps` (int32)."""
+    """(B,) how many pixels of the map exceed `eps` in magnitude (int32)."""
     return (_flat(maps) > eps).sum(-1).astype(jnp.int32)

@@ -27,9 +27,9 @@ from cam_jax.model import Model
 
 
 def step_counts(pixels: int, steps: int, first: int = 1) -> jax.Array:
-    """(steps - first + 1,) pixels removed after steps first..steps: t * ceil(pixels / steps), at most all."""
-    per_step = -(-pixels // steps)
-    return jnp.minimum(jnp.arange(first, steps + 1) * per_step, pixels)
+    """(steps - first + 1,) pixels removed after steps first..steps: floor(t pixels / steps), so every step
+    removes floor or ceil of pixels / steps (exactly that when it divides) and the last step reaches all."""
+    return jnp.arange(first, steps + 1) * pixels // steps
 
 
 def _removal_curve(model, images, maps, classes, target, steps, baseline, batch_images, first, insert=False):
@@ -43,9 +43,9 @@ def _removal_curve(model, images, maps, classes, target, steps, baseline, batch_
 def pixel_flipping(model: Model, images: jax.Array, maps: jax.Array, classes: jax.Array, key: jax.Array, *,
                    steps: int = 16, baseline: str = "black", target: Target = softmax,
                    batch_images: int = 64) -> jax.Array:
-    """(B, steps) the score after each step of removing the most relevant pixels, cumulatively, ceil(H W /
-    steps) a step (Quantus's PixelFlipping with features_in_step = 3 H W / steps; no unperturbed point).
-    A faithful map makes it fall fast."""
+    """(B, steps) the score after each step of removing the most relevant pixels, cumulatively, H W / steps
+    a step (`step_counts`; Quantus's PixelFlipping with features_in_step = 3 H W / steps; no unperturbed
+    point). A faithful map makes it fall fast."""
     return _removal_curve(model, images, maps, classes, target, steps, baseline, batch_images, first=1)
 
 
@@ -64,7 +64,10 @@ def insertion(model: Model, images: jax.Array, maps: jax.Array, classes: jax.Arr
 
 
 def area(curve: jax.Array) -> jax.Array:
-    """(B,) RISE's area under a (B, n) curve on [0, 1]: the trapezoid rule, spacing 1 / (n - 1)."""
+    """(B,) RISE's area under a (B, n) curve on [0, 1]: the trapezoid rule, spacing 1 / (n - 1); a curve of
+    one point is its value."""
+    if curve.shape[-1] == 1:
+        return curve[..., 0]
     return (curve.sum(-1) - (curve[..., 0] + curve[..., -1]) / 2) / (curve.shape[-1] - 1)
 
 
@@ -135,8 +138,8 @@ def faithfulness_correlation(model: Model, images: jax.Array, maps: jax.Array, c
 def monotonicity_correlation(model: Model, images: jax.Array, maps: jax.Array, classes: jax.Array,
                              key: jax.Array, *, steps: int = 16, samples: int = 10, eps: float = 1e-5,
                              target: Target = softmax, batch_images: int = 64) -> jax.Array:
-    """(B,) Spearman correlation, over `steps` groups of pixels (least relevant first, ceil(H W / steps)
-    each), between a group's map sum and the score's mean squared change when that group alone is set to
+    """(B,) Spearman correlation, over `steps` groups of pixels (least relevant first, H W / steps each,
+    `step_counts`), between a group's map sum and the score's mean squared change when that group alone is set to
     a uniform value, `samples` times, over y(x)^2 (Quantus's MonotonicityCorrelation: its baseline
     "uniform" draws one value in [0, 1) per image and draw). Draw s of group g is
     `jax.random.uniform(key, (steps, samples, B))[g, s]`."""

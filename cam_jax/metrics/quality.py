@@ -187,14 +187,28 @@ OPTION_CHECKS: dict[str, Callable[[str, Any, tuple], None]] = {
 }
 
 
+def defaults(name: str) -> dict[str, Any]:
+    """Metric `name`'s options and their default values (those without one, `explain`, left out)."""
+    q = QUALITY[name]
+    return {k: p.default for k, p in inspect.signature(q.fn).parameters.items()
+            if k in q.options and p.default is not inspect.Parameter.empty}
+
+
 def check_options(name: str, options: dict[str, Any], shape: tuple) -> None:
-    """A `ValueError` for an option metric `name` does not take, or a bad value of one."""
+    """A `ValueError` for an option metric `name` does not take, or a bad value of one, its defaults included
+    (a default patch that does not divide the images' side is as wrong as a given one)."""
     known = QUALITY[name].options
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ValueError(f"{name} takes the options {', '.join(known) or 'none'}; not {', '.join(unknown)}")
-    for option, value in options.items():
-        OPTION_CHECKS[option](option, value, shape)
+    if "explain" in known and "explain" not in options:
+        raise ValueError(f"{name} re-explains the images: pass explain= (cam_jax.cams.methods.explainer makes one)")
+    given = {k: v for k, v in defaults(name).items() if k != "target"} | options
+    for option, value in given.items():
+        try:
+            OPTION_CHECKS[option](option, value, shape)
+        except ValueError as err:
+            raise ValueError(f"{err}{'' if option in options else ' (the default; pass another)'}") from None
     if name == "region_perturbation" and options.get("order") in ("top_down", "bottom_up"):
         raise ValueError("region_perturbation's order must be 'morf', 'lerf' or 'random'")
 
@@ -222,9 +236,9 @@ def _masks(masks: Any, shape: tuple) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("name", "static"))
-def _run(model, images, maps, classes, key, masks, arrays, name: str, static: tuple) -> jax.Array:
+def _run(model, images, maps, classes, key, masks, name: str, static: tuple) -> jax.Array:
     q = QUALITY[name]
-    options = {**arrays, **dict(static)}
+    options = dict(static)
     if "target" in options:
         options["target"] = targets.get(options["target"])
     if q.kind == "map":
@@ -249,7 +263,8 @@ def assess(name: str, model: Model | None, images: jax.Array, maps: jax.Array, c
       **options: the metric's (`QUALITY[name].options`); "target" by name ("logit", "softmax", ...).
     """
     if name not in QUALITY:
-        names_of(name)  # the error that lists them
+        names_of(name)  # the error that lists them, or a family's name:
+        raise ValueError(f"{name!r} names several metrics ({', '.join(names_of(name))}); assess takes one")
     q = QUALITY[name]
     if q.kind == "model":
         if model is None:
@@ -261,11 +276,27 @@ def assess(name: str, model: Model | None, images: jax.Array, maps: jax.Array, c
     if q.kind != "masks" and masks is not None:
         raise ValueError(f"{name} does not read masks")
     classes = None if q.kind != "model" else check_classes(classes, shape[0], model.num_classes)
+    # numpy scalars and lists as the plain, hashable values the compiled metric is specialised on
+    options = {k: v.item() if isinstance(v, np.generic) else tuple(v) if isinstance(v, list) else v
+               for k, v in options.items()}
     check_options(name, options, shape)
     key = jax.random.key(0) if key is None else key
-    arrays = {k: v for k, v in options.items() if hasattr(v, "shape")}
-    static = tuple(sorted((k, v) for k, v in options.items() if k not in arrays))
-    return _run(model, images, maps, classes, key, mask_array, arrays, name, static)
+    _check_key(key)
+    return _run(model, images, maps, classes, key, mask_array, name, tuple(sorted(options.items())))
+
+
+def _check_key(key: Any) -> None:
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) and shape == ()
+    if not (typed or (dtype == np.uint32 and shape == (2,))):
+        raise ValueError(f"key must be one jax.random.key, got {type(key).__name__} {shape}")
+
+
+def higher(name: str, options: dict[str, Any] | None = None) -> bool:
+    """Whether a higher scalar of metric `name` under `options` is better: `Quality.higher`, turned round
+    when the order is "lerf" (least relevant first: a faithful map then keeps the score)."""
+    order = (options or {}).get("order")
+    return QUALITY[name].higher != (order == "lerf")
 
 
 def floor(name: str, options: dict[str, Any], pixels: int, layers: int = 0) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from cam_jax.metrics.robustness import Explain
+from cam_jax.metrics.robustness import Explain, explained
 from cam_jax.metrics.statistics import peak_scaled, spearman, ssim_1d
 from cam_jax.model import Model
 
@@ -66,34 +66,65 @@ def _set(tree, path, value):
     return {**tree, path[0]: _set(tree[path[0]], path[1:], value)}
 
 
+def _order(model: Model, order: str) -> list[tuple[int, tuple[str, ...]]]:
+    """[(i, layer path)] in the order `order` redraws them; i indexes `layers(model)`."""
+    if order not in ("top_down", "bottom_up"):
+        raise ValueError(f"order must be 'top_down' or 'bottom_up', got {order!r}")
+    indexed = list(enumerate(layers(model)))
+    return indexed[::-1] if order == "top_down" else indexed
+
+
+def fresh_layers(model: Model, key: jax.Array) -> dict:
+    """Every layer of `model` drawn afresh (`_reinitialised`), layer i of `layers(model)` with
+    `jax.random.fold_in(key, i)`: the params `randomised` takes its layers from."""
+    params = model.params
+    for i, path in enumerate(layers(model)):
+        params = _set(params, path, _reinitialised(_get(params, path), jax.random.fold_in(key, i)))
+    return params
+
+
+def randomised(model: Model, fresh: dict, depth: jax.Array | int, order: str = "top_down") -> Model:
+    """The model with the first `depth` layers of `order` taken from `fresh` (`fresh_layers`); a traced
+    `depth` is welcome: one program for every depth."""
+    params = model.params
+    for place, (_, path) in enumerate(_order(model, order)):
+        new, old = _get(fresh, path), _get(params, path)
+        params = _set(params, path, jax.tree.map(lambda f, o, p=place: jnp.where(p < depth, f, o), new, old))
+    return model.replace(params=params)
+
+
 def cascade(model: Model, key: jax.Array, order: str = "top_down") -> list[tuple[str, Model]]:
     """[(layer name, model)]: the model with its layers drawn afresh one more at a time, from the output
     ("top_down", Adebayo et al.'s cascading randomisation) or from the input ("bottom_up"). Layer i of
     `layers(model)` is drawn with `jax.random.fold_in(key, i)`."""
-    if order not in ("top_down", "bottom_up"):
-        raise ValueError(f"order must be 'top_down' or 'bottom_up', got {order!r}")
-    names = layers(model)
-    indexed = list(enumerate(names))
-    params, out = model.params, []
-    for i, path in indexed[::-1] if order == "top_down" else indexed:
-        params = _set(params, path, _reinitialised(_get(params, path), jax.random.fold_in(key, i)))
-        out.append(("/".join(path), model.replace(params=params)))
-    return out
+    fresh = fresh_layers(model, key)
+    return [("/".join(path), randomised(model, fresh, k + 1, order))
+            for k, (_, path) in enumerate(_order(model, order))]
 
 
 def similarities(models: list[Model], images: jax.Array, maps: jax.Array, classes: jax.Array,
                  explain: Explain) -> jax.Array:
     """(B, len(models)) Spearman correlation of each map with each model's explanation of the same image."""
     flat = maps.reshape(maps.shape[0], -1)
-    return jnp.stack([spearman(flat, explain(m, images, classes).reshape(flat.shape)) for m in models], -1)
+    return jnp.stack([spearman(flat, explained(explain, m, images, classes, maps.shape).reshape(flat.shape))
+                      for m in models], -1)
 
 
 def model_randomisation(model: Model, images: jax.Array, maps: jax.Array, classes: jax.Array, key: jax.Array, *,
                         explain: Explain, order: str = "top_down") -> jax.Array:
     """(B, layers) Spearman correlation between the map and the explanation by the model with its top 1, 2,
     ... layers randomised (Quantus's MPRT, cascading; its result also holds the unrandomised model's
-    correlation, which this leaves out). A map that keeps correlating ignores the weights."""
-    return similarities([m for _, m in cascade(model, key, order)], images, maps, classes, explain)
+    correlation, which this leaves out). A map that keeps correlating ignores the weights. The depths
+    run one after another in one compiled explanation (`randomised` takes a traced depth)."""
+    flat = maps.reshape(maps.shape[0], -1)
+    count = len(_order(model, order))
+    fresh = fresh_layers(model, key)  # drawn once: a second copy of the parameters
+
+    def one(depth):
+        m = randomised(model, fresh, depth, order)
+        return spearman(flat, explained(explain, m, images, classes, maps.shape).reshape(flat.shape))
+
+    return jax.lax.map(one, jnp.arange(1, count + 1)).T
 
 
 def random_logit(model: Model, images: jax.Array, maps: jax.Array, classes: jax.Array, key: jax.Array, *,
@@ -103,5 +134,5 @@ def random_logit(model: Model, images: jax.Array, maps: jax.Array, classes: jax.
     scaled by their maximum. A map that does not change with the class scores 1."""
     draw = jax.random.randint(key, classes.shape, 0, model.num_classes - 1)
     other = jnp.where(draw >= classes, draw + 1, draw).astype(jnp.int32)
-    theirs = peak_scaled(explain(model, images, other))
+    theirs = peak_scaled(explained(explain, model, images, other, maps.shape))
     return ssim_1d(peak_scaled(maps).reshape(maps.shape[0], -1), theirs.reshape(maps.shape[0], -1))

@@ -23,6 +23,15 @@ from cam_jax.model import Model
 Explain = Callable[[Model, jax.Array, jax.Array], jax.Array]
 
 
+def explained(explain: Explain, model: Model, images: jax.Array, classes: jax.Array, shape: tuple) -> jax.Array:
+    """`explain`'s maps, checked (when traced) to be one (H, W) map per image: `shape`."""
+    maps = explain(model, images, classes)
+    if tuple(maps.shape) != tuple(shape):
+        raise ValueError(f"explain must return (B, H, W) = {tuple(shape)} maps, one per image, got "
+                         f"{tuple(maps.shape)}")
+    return maps
+
+
 def _norm(v: jax.Array) -> jax.Array:
     return jnp.sqrt((v.reshape(v.shape[0], -1) ** 2).sum(-1))
 
@@ -32,7 +41,7 @@ def _sensitivities(model, images, maps, classes, key, explain, samples, radius):
 
     def one(t):
         noisy = images + jax.random.uniform(jax.random.fold_in(key, t), images.shape, images.dtype, -radius, radius)
-        return _norm(maps - explain(model, noisy, classes)) / _norm(maps)
+        return _norm(maps - explained(explain, model, noisy, classes, maps.shape)) / _norm(maps)
 
     return jax.lax.map(one, jnp.arange(samples)).T
 
@@ -59,7 +68,7 @@ def local_lipschitz(model: Model, images: jax.Array, maps: jax.Array, classes: j
 
     def one(t):
         noise = sigma * jax.random.normal(jax.random.fold_in(key, t), images.shape, images.dtype)
-        moved = peak_scaled(explain(model, images + noise, classes))
+        moved = peak_scaled(explained(explain, model, images + noise, classes, maps.shape))
         return _norm(reference - moved) / (_norm(noise) + 1e-10)
 
     return jax.lax.map(one, jnp.arange(samples)).T.max(-1)
