@@ -377,7 +377,7 @@ def test_matrix_cells_reexplain_as_the_step_explains():
 
     model = random_model("vgg11", num_classes=3, input_size=64, width=1 / 16)
     x = jax.random.normal(jax.random.key(0), (2, 64, 64, 3))
-    config = Config(**cells(("saliency",)), metrics=("max_sensitivity",)).replace(targets=("logit", "softmax"))
+    config = Config(**cells(("saliency",)), metrics=("max_sensitivity",)).replace(targets=("logit",))
     second = second_class(model(x))
     explained = explain_model(model, x, second, config)
     with pytest.MonkeyPatch.context() as mp:  # the matrix takes each metric's defaults: radius 0 here
