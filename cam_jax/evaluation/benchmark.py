@@ -67,6 +67,19 @@ def interleaved(calls: dict[str, Callable[[], Any]], repeats: int, settle: bool 
     return {name: {"median_s": statistics.median(t), "min_s": min(t), "times_s": t} for name, t in times.items()}
 
 
+def timed_after_first(calls: dict[str, Callable[[], Any]], repeats: int, settle: bool) -> dict[str, dict[str, float]]:
+    """`interleaved`'s timings, each with "first_call_s": the call's first run (its compilation)."""
+    first = {}
+    for name, call in calls.items():
+        start = time.perf_counter()
+        _block(call())
+        first[name] = time.perf_counter() - start
+    timings = interleaved(calls, repeats, settle)
+    for name in timings:
+        timings[name]["first_call_s"] = first[name]
+    return timings
+
+
 def peak_memory_bytes() -> int | None:
     """Peak bytes in use on the first device, where the backend reports it (not on CPU)."""
     stats = jax.devices()[0].memory_stats()
@@ -186,14 +199,7 @@ def methods_run(model: Model, batch_size: int = 8, repeats: int = 3, methods: tu
     for name in methods:
         if name not in WEIGHTINGS:
             calls[name] = lambda name=name: explain_many(model, x, [name], **options.get(name, {}))
-    compile_s = {}
-    for name, call in calls.items():
-        start = time.perf_counter()
-        _block(call())
-        compile_s[name] = time.perf_counter() - start
-    timings = interleaved(calls, repeats, settle=True)
-    for name in timings:
-        timings[name]["first_call_s"] = compile_s[name]
+    timings = timed_after_first(calls, repeats, settle=True)
 
     def ratio(a: str) -> float:
         return statistics.median(t / f for t, f in zip(timings[a]["times_s"], timings["forward"]["times_s"],
@@ -325,14 +331,7 @@ def metrics_run(model: Model, batch_size: int = 8, repeats: int = 1, names: tupl
         calls[name] = lambda name=name, options=options, kind=kind: quality.assess(
             name, model, x, maps, classes if kind == "model" else None, masks=masks if kind == "masks" else None,
             **options)
-    compile_s = {}
-    for name, call in calls.items():
-        start = time.perf_counter()
-        _block(call())
-        compile_s[name] = time.perf_counter() - start
-    timings = interleaved(calls, repeats, settle=False)
-    for name in timings:
-        timings[name]["first_call_s"] = compile_s[name]
+    timings = timed_after_first(calls, repeats, settle=False)
     pixels, depth = model.input_size**2, len(layers(model))
     passes, over = {}, {}
     for name in names:
