@@ -7,6 +7,7 @@
     python scripts/eval.py --methods all                     # + the vulnerability matrix
     python scripts/eval.py --methods all --attacked a.npz    # + a model attacked by fine-tuning as a row
     python scripts/eval.py --methods all --targets logit --metrics deletion insertion   # + faithfulness
+    python scripts/eval.py --methods all defences --targets logit       # + the defences as rows
 
 Writes results.json, report.md, figure1.png and figure3.png to --out (default results/).
 """
@@ -47,7 +48,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="the paper's text (default) or every choice of the authors' code (SPEC.md)")
     parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                         help="the vulnerability matrix: these explanation methods (or 'all': every CAM method "
-                             "computed from A, the input-space ones and scorecam by name) x every target x both "
+                             "computed from A; 'defences': occlusion, the beta-smoothed and aggregated methods; "
+                             "the input-space ones and scorecam by name) x every target x both "
                              "normalisations; writes matrix.json/.md/.png and figure_methods.png")
     parser.add_argument("--targets", nargs="+", default=None, metavar="TARGET",
                         help="with --methods: only these targets (default: every one)")

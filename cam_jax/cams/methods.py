@@ -18,10 +18,14 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from cam_jax.cams import input_space, perturbation, targets
 from cam_jax.cams.core import Explanation, gradients
+from cam_jax.cams.maps import normalize
+from cam_jax.cams.occlusion import occlusion
+from cam_jax.cams.smoothing import BETA, beta_smooth
 from cam_jax.cams.weightings import WEIGHTINGS, Weighting, apply, grad_cam
 from cam_jax.model import Model, check_classes, check_images
 
@@ -43,6 +47,36 @@ def method(kind: str, fn: Callable) -> Method:
     return Method(kind, fn, tuple(names[FIXED[kind]:]))
 
 
+def smoothed(name: str) -> Callable:
+    """The method `name` on the model with β-smoothed ReLU derivatives (`smoothing.beta_smooth`): a defence
+    (Dombrowski et al. 2019) whose one option is β."""
+    def fn(model: Model, images, classes, score: targets.Target, beta: float = BETA) -> Explanation:
+        return run(beta_smooth(model, beta), images, classes, (name,), score, {})[name]
+
+    fn.__name__ = f"{name}_beta"
+    return fn
+
+
+# Methods of different principles (gradient, gradient squared, element-wise, gradient-free, ablation),
+# all read from A's one pass: a lie aimed at one principle is outvoted.
+AGGREGATED = ("gradcam", "gradcam++", "layercam", "eigencam", "ablationcam")
+
+
+def aggregated(reduce: Callable[..., jax.Array]) -> Callable:
+    """A method that reduces (over the method axis) the maps of `members`, each at the images' resolution,
+    absolute and divided by its maximum per image, so that every method weighs alike (Rieger and Hansen 2020,
+    "Aggregating explanation methods for stable and robust explainability")."""
+    def fn(model: Model, images, classes, score: targets.Target, members: tuple[str, ...] = AGGREGATED
+           ) -> Explanation:
+        out = run(model, images, classes, tuple(members), score, {})
+        maps = jnp.stack([normalize(jnp.abs(at_input(out[m].cam, images.shape[1]))) for m in members])
+        first = out[members[0]]
+        return Explanation(first.logits, first.classes, reduce(maps, axis=0))
+
+    fn.__name__ = f"aggregate_{reduce.__name__}"
+    return fn
+
+
 METHODS: dict[str, Method] = {
     **{name: method("weighting", fn) for name, fn in WEIGHTINGS.items()},
     "scorecam": method("model", perturbation.score_cam),
@@ -51,7 +85,15 @@ METHODS: dict[str, Method] = {
     "gradient_x_input": method("model", input_space.gradient_x_input),
     "smoothgrad": method("model", input_space.smoothgrad),
     "integrated_gradients": method("model", input_space.integrated_gradients),
+    "occlusion": method("model", occlusion),
+    "gradcam_beta": method("model", smoothed("gradcam")),
+    "saliency_beta": method("model", smoothed("saliency")),
+    "gradient_x_input_beta": method("model", smoothed("gradient_x_input")),
+    "aggregate_mean": method("model", aggregated(jnp.mean)),
+    "aggregate_median": method("model", aggregated(jnp.median)),
 }
+DEFENCES = ("occlusion", "gradcam_beta", "saliency_beta", "gradient_x_input_beta", "aggregate_mean",
+            "aggregate_median")
 
 
 def _count(high: int):
@@ -87,10 +129,30 @@ def _key(name: str, value: Any, images: Any) -> None:
         raise ValueError(f"{name} must be one jax.random.key, got {type(value).__name__} {shape}")
 
 
+def _window(name: str, value: Any, images: Any) -> None:
+    if value is None:
+        return
+    size = None if images is None else images.shape[1]
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1 or (size and value > size):
+        raise ValueError(f"{name} must be an integer in [1, {size or 'the image size'}], got {value!r}")
+
+
+def _beta(name: str, value: Any, images: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _members(name: str, value: Any, images: Any) -> None:
+    names = tuple(value) if isinstance(value, (tuple, list)) else ()
+    inner = [m for m in names if m not in METHODS or m.startswith("aggregate")]
+    if not names or inner:
+        raise ValueError(f"{name} must be a tuple of method names other than the aggregates, got {value!r}")
+
+
 # Each option's check, by name (the options of every method's signature).
 OPTION_CHECKS: dict[str, Callable[[str, Any, Any], None]] = {
     "batch_images": _count(1 << 16), "samples": _count(10_000), "steps": _count(10_000), "sigma": _sigma,
-    "baseline": _baseline, "key": _key,
+    "baseline": _baseline, "key": _key, "window": _window, "stride": _window, "beta": _beta, "members": _members,
 }
 
 
@@ -211,7 +273,7 @@ def explain_many(model: Model, images: jax.Array, methods: tuple[str, ...] | lis
     targets.get(target, contrast)  # an unknown target, or a contrast that does not fit it
     check_options(names, options, images)
     arrays = {k: v for k, v in options.items() if hasattr(v, "shape")}  # traced, not compiled in
-    static = tuple(sorted((k, v) for k, v in options.items() if k not in arrays))
+    static = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items() if k not in arrays))
     out = _explain(model, images, classes, contrast, arrays, names, target, static)
     return {m: out[m] for m in names}
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 from cam_jax.cams.maps import NORMALIZATIONS
-from cam_jax.cams.methods import METHODS
+from cam_jax.cams.methods import DEFENCES, METHODS
 from cam_jax.cams.targets import TARGETS
 from cam_jax.cams.weightings import WEIGHTINGS
 from cam_jax.metrics.quality import QUALITY
@@ -144,9 +144,10 @@ class Config:
 
 
 def cells(methods: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
-    """The matrix's cells for `methods` ("all": `MATRIX_METHODS`), GradCAM first, x every target and
-    normalisation: the fields to give a `Config`."""
-    names = tuple(m for name in methods for m in (MATRIX_METHODS if name == "all" else (name,)))
+    """The matrix's cells for `methods` ("all": `MATRIX_METHODS`, "defences": `methods.DEFENCES`), GradCAM
+    first, x every target and normalisation: the fields to give a `Config`."""
+    groups = {"all": MATRIX_METHODS, "defences": DEFENCES}
+    names = tuple(m for name in methods for m in groups.get(name, (name,)))
     return {"methods": tuple(dict.fromkeys(("gradcam", *names))), "targets": tuple(TARGETS),
             "normalizations": tuple(NORMALIZATIONS)}
 
