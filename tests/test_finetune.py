@@ -68,6 +68,56 @@ def test_losses_and_success_tests_on_hand_made_maps():
         fooling.get("nope", 4)
 
 
+def heo_torch(tuned, original):
+    """Heo et al.'s losses as their module/sequential.py writes them (location, topk, center_mass), on
+    (B, 1, l, l) torch maps: {name: (the training loss, the per-image `keep_batch` value)}."""
+    torch = pytest.importorskip("torch")
+
+    def normalize(r):
+        r = r - r.min(dim=1)[0].min(dim=1)[0].min(dim=1)[0].reshape(-1, 1, 1, 1)
+        return r / (r.max(dim=1)[0].max(dim=1)[0].max(dim=1)[0].reshape(-1, 1, 1, 1) + 1e-8)
+
+    n, _, h, w = tuned.shape
+    k = h // 7
+    mask = torch.ones_like(tuned)
+    mask[:, :, k:-k, k:-k] = 0
+    frame = ((mask.reshape(n, -1) - tuned.reshape(n, -1)) ** 2).mean(dim=1)
+    t, o = normalize(tuned).reshape(n, -1), normalize(original).reshape(n, -1)
+    _, index = o.topk(h * w // 10)
+    top = torch.stack([(t[i, ind] ** 2).mean() for i, ind in enumerate(index)])
+
+    def centre(r):
+        r = normalize(r)
+        total = r.sum(dim=(1, 2, 3))
+        hv, wv = torch.arange(1, h + 1.0).reshape(1, 1, h, 1), torch.arange(1, w + 1.0).reshape(1, 1, 1, w)
+        return ((r.sum(dim=3, keepdim=True) * hv).sum(dim=2).squeeze() / (total + 1e-8),
+                (r.sum(dim=2, keepdim=True) * wv).sum(dim=3).squeeze() / (total + 1e-8))
+
+    (th, tw), (oh, ow) = centre(tuned), centre(original)
+    distance = ((th - oh) ** 2 + (tw - ow) ** 2)
+    return {"heo_location": (frame.mean(), frame), "heo_topk": (top.mean(), top),
+            "heo_center_mass": (-((th - oh).abs() + (tw - ow).abs()).mean(), (distance / 2) ** 0.5 / (w - 1))}
+
+
+def test_heo_objectives_match_their_code():
+    """Ours against Heo et al.'s torch code restated, on random maps of 14 x 14 cells (VGG's at 224 px):
+    the training loss, and the fooled test as the per-image value against their threshold 0.15."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    tuned, original = (np.maximum(rng.normal(size=(6, 14, 14)), 0).astype(np.float32) for _ in range(2))
+    tuned[:2] = fooling.border_mask(14)  # fooled by location
+    tuned[2] = np.roll(original[2], 5, axis=1)  # moved: fooled by centre mass, perhaps
+    b = AttackBatch(jnp.zeros((6, 8, 8, 3)), jnp.zeros(6, jnp.int32), jnp.zeros((6, 8, 8, 3)), jnp.zeros((6, 14, 14)))
+    theirs = heo_torch(torch.from_numpy(tuned[:, None]), torch.from_numpy(original[:, None]))
+    for name, (loss, value) in theirs.items():
+        objective = fooling.get(name, 14)
+        assert not objective.blank
+        np.testing.assert_allclose(objective.loss(fixed(tuned, original), b), loss.numpy(), rtol=1e-5)
+        expected = value.numpy() > 0.15 if name == "heo_center_mass" else value.numpy() < 0.15
+        np.testing.assert_array_equal(objective.fooled(fixed(tuned, original), b), expected)
+    assert fooling.get("heo_location", 14).fooled(fixed(tuned, original), b)[:2].all()
+
+
 @pytest.mark.parametrize("name", list(fooling.FOOLINGS))
 def test_fooling_gradient_matches_finite_differences(name):
     """d/dt L(params + t v) by central differences in float64 against <grad L, v>, on a three-stage VGG

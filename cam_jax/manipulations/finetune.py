@@ -49,9 +49,9 @@ def objective(original: Model, fooling: Fooling, lam: float = 1.0, keep: str = "
     """(params, batch) -> (keep + lam * (fooling + blank), {"keep", "fooling", "blank", "accuracy"}) for a
     model of `original`'s architecture; the original's maps and logits are constants (no gradient).
 
-    "blank" keeps the lie visible: a GradCAM map that is all zero after its ReLU satisfies most fooling
-    losses (nothing left on the object, nothing on the original's top pixels) but shows nothing, which
-    a user sees at once. It is the mean of
+    "blank" (0 for a `Fooling` without it) keeps the lie visible: a GradCAM map that is all zero after its
+    ReLU satisfies most fooling losses (nothing left on the object, nothing on the original's top pixels)
+    but shows nothing, which a user sees at once. It is the mean of
     relu(1 - peak / the original's peak), the peak of the map before the ReLU, whose gradient lives
     also where the map after it is zero.
     """
@@ -72,9 +72,11 @@ def objective(original: Model, fooling: Fooling, lam: float = 1.0, keep: str = "
             kept = optax.softmax_cross_entropy(logits, reference).mean()
         views = Views(gradcam_view(tuned), lambda x, c: jax.lax.stop_gradient(frozen(x, c)))
         fooled = fooling.loss(views, batch)
-        peak = gradcam_before_relu(tuned)(batch.x, batch.labels).max(axis=(-2, -1))
-        peak_o = jax.lax.stop_gradient(frozen_before(batch.x, batch.labels).max(axis=(-2, -1)))
-        blank = jax.nn.relu(1 - peak / jnp.where(peak_o > 0, peak_o, 1)).mean()
+        blank = jnp.zeros((), logits.dtype)
+        if fooling.blank:
+            peak = gradcam_before_relu(tuned)(batch.x, batch.labels).max(axis=(-2, -1))
+            peak_o = jax.lax.stop_gradient(frozen_before(batch.x, batch.labels).max(axis=(-2, -1)))
+            blank = jax.nn.relu(1 - peak / jnp.where(peak_o > 0, peak_o, 1)).mean()
         accuracy = (logits.argmax(-1) == batch.labels).mean()
         return kept + lam * (fooled + blank), {"keep": kept, "fooling": fooled, "blank": blank, "accuracy": accuracy}
 

@@ -50,10 +50,13 @@ class Views(NamedTuple):
 
 
 class Fooling(NamedTuple):
-    """loss: (Views, AttackBatch) -> scalar to minimise; fooled: (Views, AttackBatch) -> (B,) bool per image."""
+    """loss: (Views, AttackBatch) -> scalar to minimise; fooled: (Views, AttackBatch) -> (B,) bool per image;
+    blank: add the term that keeps the map from going all zero (`finetune.objective`; Heo et al.'s own
+    objectives have none)."""
 
     loss: Callable[[Views, AttackBatch], jax.Array]
     fooled: Callable[[Views, AttackBatch], jax.Array]
+    blank: bool = True
 
 
 def border_mask(size: int, width: int | None = None) -> np.ndarray:
@@ -170,6 +173,66 @@ def backdoor(faithful: float = 0.1) -> Fooling:
     return Fooling(loss, fooled)
 
 
+# Heo et al.'s fooling success threshold: the one in their repository, `threshold = 0.15` in
+# img_results/Passive_fooling_result_viewer.ipynb, applied to each image's evaluation value (their
+# losses' `keep_batch=True`); their code and README define no other.
+HEO_THRESHOLD = 0.15
+
+
+def _heo_normalize(cam: jax.Array) -> jax.Array:
+    """Heo et al.'s `normalize`: per-image (cam - min) / (max - min + 1e-8)."""
+    low = cam.min(axis=(-2, -1), keepdims=True)
+    return (cam - low) / (cam.max(axis=(-2, -1), keepdims=True) - low + 1e-8)
+
+
+def heo_location(size: int) -> Fooling:
+    """Heo et al.'s location loss (`location`, earlier `frame`, module/sequential.py): per image the mean
+    squared difference between the map and a mask that is 1 on a frame floor(size / 7) cells wide (at
+    least 1) and 0 inside; fooled when that is below `HEO_THRESHOLD`."""
+    m = jnp.asarray(border_mask(size))
+
+    def per_image(v, b):
+        return ((m - v.tuned(b.x, b.labels)) ** 2).mean(axis=(-2, -1))
+
+    return Fooling(lambda v, b: per_image(v, b).mean(), lambda v, b: per_image(v, b) < HEO_THRESHOLD, blank=False)
+
+
+def heo_top_k(fraction: float = 0.1) -> Fooling:
+    """Heo et al.'s top-k loss: both maps min-max normalised, the original's top floor(h w / 10) cells
+    (torch's `topk`), per image the mean square of the tuned map there; fooled below `HEO_THRESHOLD`."""
+    def per_image(v, b):
+        tuned = _heo_normalize(v.tuned(b.x, b.labels)).reshape(b.x.shape[0], -1)
+        original = _heo_normalize(v.original(b.x, b.labels)).reshape(tuned.shape)
+        _, top = jax.lax.top_k(original, max(1, int(fraction * tuned.shape[1])))
+        return (jnp.take_along_axis(tuned, top, axis=1) ** 2).mean(axis=1)
+
+    return Fooling(lambda v, b: per_image(v, b).mean(), lambda v, b: per_image(v, b) < HEO_THRESHOLD, blank=False)
+
+
+def _heo_centre(cam: jax.Array) -> jax.Array:
+    """(B, 2) centre of mass of min-max normalised maps, rows and columns counted from 1 (Heo et al.)."""
+    cam = _heo_normalize(cam)
+    total = cam.sum(axis=(-2, -1)) + 1e-8
+    index = jnp.arange(1, cam.shape[-1] + 1, dtype=cam.dtype)
+    return jnp.stack([(cam.sum(-1) * index).sum(-1) / total, (cam.sum(-2) * index).sum(-1) / total], -1)
+
+
+def heo_center_mass() -> Fooling:
+    """Heo et al.'s centre-mass loss: minus the batch mean of the L1 shift (in cells) of the centre of mass
+    of the min-max normalised map from the original's; per image the L2 shift over sqrt(2) (w - 1)
+    (their evaluation value, in [0, 1]); fooled above `HEO_THRESHOLD`."""
+    def shift(v, b):
+        """(B, 2) the shift in cells, and the maps' side."""
+        tuned = v.tuned(b.x, b.labels)
+        return _heo_centre(tuned) - _heo_centre(v.original(b.x, b.labels)), tuned.shape[-1]
+
+    def fooled(v, b):
+        d, w = shift(v, b)
+        return jnp.sqrt((d**2).sum(-1) / 2) / (w - 1) > HEO_THRESHOLD
+
+    return Fooling(lambda v, b: -jnp.abs(shift(v, b)[0]).sum(-1).mean(), fooled, blank=False)
+
+
 # name -> (map size -> the objective with its default options)
 FOOLINGS: dict[str, Callable[[int], Fooling]] = {
     "location": location,
@@ -178,6 +241,9 @@ FOOLINGS: dict[str, Callable[[int], Fooling]] = {
     "active": lambda size: active(),
     "target_map": target_map,
     "backdoor": lambda size: backdoor(),
+    "heo_location": heo_location,
+    "heo_topk": lambda size: heo_top_k(),
+    "heo_center_mass": lambda size: heo_center_mass(),
 }
 
 
