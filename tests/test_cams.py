@@ -18,6 +18,7 @@ from cam_jax import constant_flat, constant_image, convert, explain, explain_man
 from cam_jax.cams import METHODS, WEIGHTINGS, normalize
 from cam_jax.cams.input_space import smoothgrad_noise
 from cam_jax.cams.weightings import top_eigenvector
+from cam_jax.manipulations import chain
 from cam_jax.testing import (
     random_model,
     script,
@@ -228,7 +229,8 @@ def test_top_eigenvector_of_a_matrix_does_not_depend_on_its_batch():
 def test_every_method_runs_on_manipulated_models():
     model = random_model("vgg11", num_classes=4, input_size=32, width=1 / 16, seed=3)
     x = jax.random.normal(jax.random.key(4), (2, 32, 32, 3))
-    models = [constant_flat(model), constant_image(model), semi_random(model), sticker_backdoor(model)]
+    # T3 and T4 nested (one model, one compile): both wrappers, and a wrapper around a wrapper
+    models = [constant_flat(model), constant_image(model), chain(semi_random, sticker_backdoor)(model)]
     for m in models:
         out = explain_many(m, x, "all", batch_images=16, samples=2, steps=2)
         for name, e in out.items():

@@ -1,10 +1,12 @@
 """One registry of explanation methods, and `explain` / `explain_many` / `gradcam` that run them.
 
-A method is one of three kinds, by what it needs:
+A method is one of four kinds, by what it needs:
 - "weighting": a function (A, dS/dA) -> map (`cam_jax.cams.weightings`); every requested one shares
   one forward and one head backward (`core.gradients`);
 - "head": maps for several targets from A, the logits and the head alone (AblationCAM);
-- "model": the model and the images (ScoreCAM, the input-space attributions).
+- "model": the model and the images (ScoreCAM, the input-space attributions, the defences that run
+  on a transformed model or need their own passes);
+- "aggregate": the explanations of other methods of the same call (`aggregated`).
 Its options are the keyword arguments its function takes beyond those every method of its kind
 takes, read from the signature: a new method is its function plus one line in `METHODS`.
 """
@@ -30,7 +32,7 @@ from cam_jax.cams.weightings import WEIGHTINGS, Weighting, apply, grad_cam
 from cam_jax.model import Model, check_classes, check_images
 
 # The leading arguments every function of a kind takes; the rest of its signature are its options.
-FIXED = {"weighting": 2, "head": 5, "model": 4}
+FIXED = {"weighting": 2, "head": 5, "model": 4, "aggregate": 2}
 
 
 class Method(NamedTuple):
@@ -63,14 +65,13 @@ AGGREGATED = ("gradcam", "gradcam++", "layercam", "eigencam", "ablationcam")
 
 
 def aggregated(reduce: Callable[..., jax.Array]) -> Callable:
-    """A method that reduces (over the method axis) the maps of `members`, each at the images' resolution,
+    """An aggregate: `reduce` over the method axis of the maps of `members`, each at the images' resolution,
     absolute and divided by its maximum per image, so that every method weighs alike (Rieger and Hansen 2020,
-    "Aggregating explanation methods for stable and robust explainability")."""
-    def fn(model: Model, images, classes, score: targets.Target, members: tuple[str, ...] = AGGREGATED
-           ) -> Explanation:
-        out = run(model, images, classes, tuple(members), score, {})
-        maps = jnp.stack([normalize(jnp.abs(at_input(out[m].cam, images.shape[1]))) for m in members])
-        first = out[members[0]]
+    "Aggregating explanation methods for stable and robust explainability"). `run` computes the members
+    once, beside any other method of the call."""
+    def fn(explained: dict[str, Explanation], size: int, members: tuple[str, ...] = AGGREGATED) -> Explanation:
+        maps = jnp.stack([normalize(jnp.abs(at_input(explained[m].cam, size))) for m in members])
+        first = explained[members[0]]
         return Explanation(first.logits, first.classes, reduce(maps, axis=0))
 
     fn.__name__ = f"aggregate_{reduce.__name__}"
@@ -89,8 +90,8 @@ METHODS: dict[str, Method] = {
     "gradcam_beta": method("model", smoothed("gradcam")),
     "saliency_beta": method("model", smoothed("saliency")),
     "gradient_x_input_beta": method("model", smoothed("gradient_x_input")),
-    "aggregate_mean": method("model", aggregated(jnp.mean)),
-    "aggregate_median": method("model", aggregated(jnp.median)),
+    "aggregate_mean": method("aggregate", aggregated(jnp.mean)),
+    "aggregate_median": method("aggregate", aggregated(jnp.median)),
 }
 DEFENCES = ("occlusion", "gradcam_beta", "saliency_beta", "gradient_x_input_beta", "aggregate_mean",
             "aggregate_median")
@@ -144,7 +145,7 @@ def _beta(name: str, value: Any, images: Any) -> None:
 
 def _members(name: str, value: Any, images: Any) -> None:
     names = tuple(value) if isinstance(value, (tuple, list)) else ()
-    inner = [m for m in names if m not in METHODS or m.startswith("aggregate")]
+    inner = [m for m in names if m not in METHODS or METHODS[m].kind == "aggregate"]
     if not names or inner:
         raise ValueError(f"{name} must be a tuple of method names other than the aggregates, got {value!r}")
 
@@ -168,20 +169,25 @@ def run(model: Model, images, classes, names: tuple[str, ...], score: targets.Ta
       images: (B, H, W, 3) normalised; classes: (B,) int32 or None (each image's top class);
       score: the target function; options: the methods' options, already checked.
     """
+    aggregates = [n for n in names if METHODS[n].kind == "aggregate"]
+    members = tuple(options.get("members", AGGREGATED)) if aggregates else ()
+    computed = tuple(dict.fromkeys(n for n in (*names, *members) if METHODS[n].kind != "aggregate"))
     out = {}
-    if any(METHODS[n].kind != "model" for n in names):
+    if any(METHODS[n].kind != "model" for n in computed):
         g = gradients(model, images, classes, score)
-        for name in names:
+        for name in computed:
             m = METHODS[name]
             if m.kind == "weighting":
                 out[name] = Explanation(g.logits, g.classes, jax.nn.relu(apply(m.fn, g.a, g.grads)))
             elif m.kind == "head":
                 maps = m.fn(model, g.a, g.logits, g.classes[None], (score,), **_options(name, options))
                 out[name] = Explanation(g.logits, g.classes, maps[0])
-    for name in names:
+    for name in computed:
         if METHODS[name].kind == "model":
             out[name] = METHODS[name].fn(model, images, classes, score, **_options(name, options))
-    return out
+    for name in aggregates:
+        out[name] = METHODS[name].fn(out, images.shape[1], **_options(name, options))
+    return {name: out[name] for name in names}
 
 
 @functools.partial(jax.jit, static_argnames=("names", "target", "static"))

@@ -130,9 +130,9 @@ def beta_smooth(model: Model, beta: float = BETA) -> Model:
       beta: > 0; larger is closer to the ReLU (the derivative's width is about 1/β in the units of z).
 
     Example:
-      >>> smooth = beta_smooth(model)
-      >>> bool(jnp.array_equal(smooth(images), model(images)))
-      True
+      >>> smooth = beta_smooth(model, beta=5.0)
+      >>> smooth.module.beta, smooth.input_size == model.input_size
+      (5.0, True)
     """
     if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 < beta < float("inf"):
         raise ValueError(f"beta must be a finite number > 0, got {beta!r}")

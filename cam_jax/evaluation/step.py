@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from cam_jax.cams import targets
 from cam_jax.cams.core import Pass, cotangent, extend, head_pass, relative
 from cam_jax.cams.methods import METHODS
+from cam_jax.cams.methods import run as run_methods
 from cam_jax.cams.weightings import apply
 from cam_jax.evaluation.config import PAPER, Config
 from cam_jax.evaluation.suite import DATA, GRADCAM_BY_CONVENTION, PAPER_SUITE, Entry, build
@@ -72,8 +73,9 @@ def _cams(model: Model, x: jax.Array, run: Pass, classes: jax.Array, grads: tupl
             maps.append(jax.vmap(lambda g, w=weighting: jax.nn.relu(apply(w, run.a, g)))(grads))
         elif method.kind == "head":
             maps.append(method.fn(model, run.a, run.logits, classes, tuple(scores)))
-        else:  # an input-space map (B, H, W) or ScoreCAM's, compared at A's resolution (area average)
-            per_target = [method.fn(model, x, c, score).cam for c, score in zip(classes, scores, strict=True)]
+        else:  # an input-space map (B, H, W), ScoreCAM's or a defence's, compared at A's resolution (area average)
+            per_target = [run_methods(model, x, c, (name,), score, {})[name].cam
+                          for c, score in zip(classes, scores, strict=True)]
             maps.append(jnp.stack([at_resolution(cam, run.a.shape[1:3]) for cam in per_target]))
     return jnp.stack(maps)
 
