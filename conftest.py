@@ -12,6 +12,18 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 use_ynn_for_dots_only()  # the settings the command lines run under; before JAX starts
 
+import tempfile  # noqa: E402
+
+import jax  # noqa: E402
+
+# Many tests compile the same programs (the default model's forward and GradCAM, the evaluation's
+# steps) from functions jit cannot tell apart, in both xdist workers: one compilation cache on disk
+# for the run (the workers inherit the directory from the controller) compiles each once.
+jax.config.update("jax_compilation_cache_dir",
+                  os.environ.setdefault("CAM_JAX_TEST_XLA_CACHE", tempfile.mkdtemp(prefix="cam_jax_xla_")))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
 from hypothesis import settings  # noqa: E402
 
 # jit compiles on the first example, so no deadline; CI replays the same examples, 6 of them (the

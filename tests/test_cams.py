@@ -156,10 +156,13 @@ def test_a_batch_gives_the_maps_of_its_images_one_by_one():
     model = random_model("vgg11", num_classes=5, input_size=32, width=1 / 16, seed=2)
     x = jax.random.normal(jax.random.key(1), (3, 32, 32, 3))
     key = jax.random.key(2)
-    batch = explain_many(model, x, "all", batch_images=16, key=key, samples=3, steps=8)
+    # The beta-smoothed methods are their bases on another model, the aggregates per-image reductions of
+    # members that are here (tests/test_defences.py checks both): left out for the suite's time.
+    names = [m for m in METHODS if not m.endswith("_beta") and METHODS[m].kind != "aggregate"]
+    batch = explain_many(model, x, names, batch_images=16, key=key, samples=3, steps=8)
     for i in range(3):
         # SmoothGrad draws noise for the whole batch; image i alone would draw other noise.
-        alone = explain_many(model, x[i:i + 1], [m for m in METHODS if m != "smoothgrad"], batch_images=16, steps=8)
+        alone = explain_many(model, x[i:i + 1], [m for m in names if m != "smoothgrad"], batch_images=16, steps=8)
         for name, e in alone.items():
             close(batch[name].cam[i:i + 1], e.cam, rtol=1e-4)
 
