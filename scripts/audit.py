@@ -27,6 +27,7 @@ import numpy as np
 from cam_jax import explain, load_weights, normalize
 from cam_jax.atomic import atomic_path, write_json
 from cam_jax.audit import audit_model, figures, recommend
+from cam_jax.audit.probing import MIN_IMAGES
 from cam_jax.cams import WEIGHTINGS
 from cam_jax.data import images, shapes
 from cam_jax.evaluation import figures as overlays
@@ -42,7 +43,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", help="a folder of unlabelled images (any format pillow reads)")
     source.add_argument("--data", choices=("shapes",), help="generated images instead of a folder")
-    parser.add_argument("--count", type=int, default=16, help="images to use (at least 2)")
+    parser.add_argument("--count", type=int, default=16, help=f"images to use (at least {MIN_IMAGES})")
     parser.add_argument("--method", choices=tuple(WEIGHTINGS), default="gradcam",
                         help="the CAM the recommendation computes")
     parser.add_argument("--out", default=None, help="folder for report.json, report.png and the recommendation")
@@ -54,16 +55,16 @@ def image_files(folder: str, count: int) -> list[str]:
     if not os.path.isdir(folder):
         raise ValueError(f"--images {folder} is not a folder")
     files = sorted(f for f in os.listdir(folder) if f.lower().endswith(EXTENSIONS))[:count]
-    if len(files) < 2:
-        raise ValueError(f"{folder} holds {len(files)} image file(s); an audit needs at least 2")
+    if len(files) < MIN_IMAGES:
+        raise ValueError(f"{folder} holds {len(files)} image file(s); an audit needs at least {MIN_IMAGES}")
     return [os.path.join(folder, f) for f in files]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
-        if not 2 <= args.count <= MAX_COUNT:
-            raise ValueError(f"--count must be in [2, {MAX_COUNT}], got {args.count}")
+        if not MIN_IMAGES <= args.count <= MAX_COUNT:
+            raise ValueError(f"--count must be in [{MIN_IMAGES}, {MAX_COUNT}], got {args.count}")
         if args.out is not None:
             os.makedirs(args.out, exist_ok=True)
         model, _ = load_weights(args.weights)

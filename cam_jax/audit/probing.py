@@ -19,6 +19,7 @@ from cam_jax.model import Model, check_images
 
 MAX_CLASSES = 16  # the classes whose gradients are compared (all of them below this)
 BATCH = 32  # images per pass: the memory bound, whatever the number of images
+MIN_IMAGES = 4  # with 2, one pair of alike images decides every comparison (a clean model on noise flagged)
 MIN_SPREAD = 0.05  # the least the images may differ, per pixel, as a share of their values' spread
 
 
@@ -77,11 +78,12 @@ def check_varied(images: np.ndarray) -> None:
 
 
 def probe(model: Model, images: jax.Array) -> Probe:
-    """One forward and one head backward per probed class on `images` (B, H, W, 3), B >= 2 varied
+    """One forward and one head backward per probed class on `images` (B, H, W, 3), B >= MIN_IMAGES varied
     (`check_varied`), normalised; in passes of `BATCH` images."""
     check_images(images, model.input_size)
-    if images.shape[0] < 2:
-        raise ValueError("an audit compares images with each other: pass at least 2 images")
+    if images.shape[0] < MIN_IMAGES:
+        raise ValueError(f"an audit compares images with each other: pass at least {MIN_IMAGES} images, "
+                         f"got {images.shape[0]}")
     images = np.asarray(images)
     check_varied(images)
     classes = probed_classes(model.num_classes)

@@ -83,7 +83,8 @@ def audit_model(model: Model, images: jax.Array, checks: dict[str, Check] | None
 
     Args:
       model: any `Model`.
-      images: (B, H, W, 3), B >= 2, normalised as `model.preprocess` says (16 or more recommended).
+      images: (B, H, W, 3), B >= 4 (`probing.MIN_IMAGES`), normalised as `model.preprocess` says (16 or
+        more recommended).
 
     Example:
       >>> from cam_jax import constant_flat

@@ -13,6 +13,7 @@ from cam_jax.audit.checks import (
     constant_channel,
     finite_differences,
     gradient_dominance,
+    intervention,
     weight_outliers,
 )
 from cam_jax.audit.finding import Finding
@@ -39,4 +40,5 @@ CHECKS: dict[str, Check] = {
     "gradient_dominance": _check(gradient_dominance),
     "finite_differences": _check(finite_differences),
     "weight_outliers": _check(weight_outliers),
+    "intervention": _check(intervention),
 }
