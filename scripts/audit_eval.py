@@ -6,7 +6,8 @@
 
 Honest: the bundled default and `cam_jax.evaluation.population.HONEST` (trained on the generated shapes,
 cached under --cache, and random initialisations). Held-in attacks: T1-T4, the exact T1/T2 and chains,
-constants drawn over wide ranges and kept where they fool GradCAM. Held-out: fine-tuning attacks
+constants drawn over wide ranges and kept where they fool GradCAM. Adaptive (held out): the attacks of
+`cam_jax.manipulations.adaptive`, written against the audit's checks. Held-out: fine-tuning attacks
 (Heo et al.), which no check was designed on: 80 steps on each of the two most accurate trained
 population models, and any files --attacked names (`scripts/finetune_attack.py` outputs, attacks of
 the bundled default). Writes audit_eval.json (per check and combined: the

@@ -23,7 +23,7 @@ import optax
 from cam_jax.cams.methods import gradcam
 from cam_jax.convert import checkpoint
 from cam_jax.data import images, shapes, stickers
-from cam_jax.manipulations import fooling, paper
+from cam_jax.manipulations import adaptive, fooling, paper
 from cam_jax.manipulations.finetune import attack_batches, finetune
 from cam_jax.metrics import change
 from cam_jax.metrics.change import FOOLED
@@ -201,6 +201,26 @@ def manipulated(base_name: str, base: Model, seed: int, families: tuple[str, ...
             moved = map_change(base, model, clean if sticker is None else stickered(base, sticker))
             if moved > FOOLED:
                 yield Member(f"{base_name}/{family}", family, base_name, model, moved)
+                break
+
+
+ADAPTIVE_SCALES = (1.0, 1e3)  # the lie's size, drawn log-uniformly
+LOGIT_TOLERANCE = 1e-3  # an adaptive attack keeps every logit within this, relative to the logits' scale
+
+
+def adapted(base_name: str, base: Model, seed: int) -> Iterator[Member]:
+    """Held out: one member per family of `adaptive.ADAPTIVE` (attacks written against the audit) on `base`,
+    its scale drawn until it fools GradCAM while every logit stays within LOGIT_TOLERANCE."""
+    rng = np.random.default_rng(seed)
+    x = audit_images(base)
+    logits = base(x)
+    for family, draw in adaptive.ADAPTIVE.items():
+        for _ in range(TRIES):
+            model = draw(base, _log_uniform(rng, *ADAPTIVE_SCALES), int(rng.integers(1 << 30)))
+            kept = float(jnp.abs(model(x) - logits).max()) <= LOGIT_TOLERANCE * float(jnp.abs(logits).max())
+            moved = map_change(base, model, x)
+            if kept and moved > FOOLED:
+                yield Member(f"{base_name}/{family}", f"adaptive {family}", base_name, model, moved)
                 break
 
 
