@@ -44,7 +44,7 @@ CLASS_SPREAD = 0.5  # w_c = scale * (1 + CLASS_SPREAD u_c), u_c uniform in [-1, 
 
 
 class HiddenTerm(combinators.Wrapper):
-    """A_n = [A_o, extra(x, A_o)], y_n = y_o + w (B, 1) * z(extra): two channels the base head never sees and
+    """A_n = [A_o, extra(x, A_o)], y_n = y_o + w (B, 1) * z(extra): channels the base head never sees and
     a per-class multiple of a scalar of them added to the logits. Declares no appended channels: to a
     CAM (and to the audit) the extra channels are channels like any other, as in a weight file.
 
@@ -55,6 +55,7 @@ class HiddenTerm(combinators.Wrapper):
 
     extra: nn.Module
     z: nn.Module
+    channels: int = 2
 
     def setup(self) -> None:
         self.w = self.param("w", nn.initializers.ones, (self.num_classes,))
@@ -64,11 +65,12 @@ class HiddenTerm(combinators.Wrapper):
         return jnp.concatenate([a, self.extra(x, a).astype(a.dtype)], axis=-1)
 
     def head(self, a: jax.Array) -> jax.Array:
-        return self.base.head(a[..., :-2]) + self.z(a[..., -2:])[:, None] * self.w
+        return self.base.head(a[..., :-self.channels]) + self.z(a[..., -self.channels:])[:, None] * self.w
 
     def line(self, channels: int) -> str:
-        return (f"{type(self).__name__}: A[..., {channels - 2}:] = {type(self.extra).__name__}(x, A), "
-                f"w_c * {type(self.z).__name__}(A[..., {channels - 2}:]) added to logit c")
+        first = channels - self.channels
+        return (f"{type(self).__name__}: A[..., {first}:] = {type(self.extra).__name__}(x, A), "
+                f"w_c * {type(self.z).__name__}(A[..., {first}:]) added to logit c")
 
 
 class NoisePair(nn.Module):
@@ -106,6 +108,31 @@ class ScaledPair(nn.Module):
         return jnp.stack([s * pattern, jnp.broadcast_to(s * pattern.mean(), a.shape[:3])], axis=-1)
 
 
+class CurvedPair(nn.Module):
+    """[s P, s^2], s = A_o's mean over positions and channels (B,); parameter `pattern` P."""
+
+    size: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, a: jax.Array) -> jax.Array:
+        pattern = self.param("pattern", nn.initializers.ones, (self.size, self.size))
+        s = a.mean(axis=(1, 2, 3))[:, None, None]
+        return jnp.stack([s * pattern, jnp.broadcast_to(s * s, a.shape[:3])], axis=-1)
+
+
+class CurveOffset(nn.Module):
+    """z = mean(p) - mean(P) sqrt(mean(q)): zero on the curve q = (p / P)^2 that `CurvedPair` draws;
+    parameter `pattern` P."""
+
+    size: int
+
+    @nn.compact
+    def __call__(self, v: jax.Array) -> jax.Array:
+        pattern = self.param("pattern", nn.initializers.ones, (self.size, self.size))
+        q = jnp.maximum(v[..., 1].mean(axis=(-2, -1)), 0.0)
+        return v[..., 0].mean(axis=(-2, -1)) - pattern.mean() * jnp.sqrt(q)
+
+
 class MeanDifference(nn.Module):
     """z = mean(p) - mean(q)."""
 
@@ -133,6 +160,70 @@ class SumOffset(nn.Module):
     @nn.compact
     def __call__(self, v: jax.Array) -> jax.Array:
         return v[..., 0].sum(axis=(-2, -1)) - v.shape[-3] * v.shape[-2]
+
+
+class ShieldedSum(nn.Module):
+    """z = sum(r) - h w + shield mean((r mean(f) - f)^2) over [r, f] = `RandomSum`'s: the shield is 0 with
+    a zero gradient wherever r is f over its mean at every pixel (on every image), and even in the
+    constraint, so central differences cancel it; any move that breaks the constraint makes it large.
+    Parameter `shield`."""
+
+    @nn.compact
+    def __call__(self, v: jax.Array) -> jax.Array:
+        shield = self.param("shield", nn.initializers.zeros, ())
+        r, f = v[..., 0], v[..., 1]
+        broken = r * f.mean(axis=(-2, -1), keepdims=True) - f
+        return r.sum(axis=(-2, -1)) - r.shape[-2] * r.shape[-1] + shield * (broken**2).mean(axis=(-2, -1))
+
+
+class RandomSum(nn.Module):
+    """[r, f]: f = c0 (F(x) + 1e-3), F T3's random CNN; r = f / mean(f), sum h w on every image.
+    Parameter `c0` brings f to about 1."""
+
+    pools: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, a: jax.Array) -> jax.Array:
+        c0 = self.param("c0", nn.initializers.ones, ())
+        f = c0 * (branches.SemiRandomNet(self.pools, name="F")(x) + 1e-3)
+        return jnp.stack([f / f.mean(axis=(-2, -1), keepdims=True), f], axis=-1)
+
+
+class StillPadding(nn.Module):
+    """`count` channels c_k (1 + 0.01 u + 1e-6 s): u A_o's channel mean, centred and scaled per image (it
+    moves with the image, so no channel is constant); s A_o's mean (their sums barely move). Parameter `c`."""
+
+    count: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, a: jax.Array) -> jax.Array:
+        c = self.param("c", nn.initializers.ones, (self.count,))
+        v = a.mean(axis=-1)
+        u = v - v.mean(axis=(1, 2), keepdims=True)
+        u = u / (jnp.sqrt((u**2).mean(axis=(1, 2), keepdims=True)) + 1e-12)
+        s = a.mean(axis=(1, 2, 3))[:, None, None]
+        return (1 + 0.01 * u + 1e-6 * s)[..., None] * c
+
+
+class Nothing(nn.Module):
+    """z = 0: channels the head ignores."""
+
+    @nn.compact
+    def __call__(self, v: jax.Array) -> jax.Array:
+        return jnp.zeros(v.shape[0], v.dtype)
+
+
+class PositionScale(combinators.Wrapper):
+    """A_n = A_o m, y_n = y_o(A_n / m): a per-position scale (h, w, 1) that the head undoes; parameter `m`."""
+
+    def setup(self) -> None:
+        self.m = self.param("m", nn.initializers.ones, (self.cam_size, self.cam_size, 1))
+
+    def features(self, x: jax.Array) -> jax.Array:
+        return self.base.features(x) * self.m
+
+    def head(self, a: jax.Array) -> jax.Array:
+        return self.base.head(a / self.m)
 
 
 def class_weights(model: Model, scale: float, seed: int) -> jax.Array:
@@ -175,6 +266,17 @@ def correlated_pair(model: Model, pattern=None, *, amplitude: float = 1.0, scale
                    class_weights(model, scale / amplitude, seed))
 
 
+def curved_pair(model: Model, pattern=None, *, amplitude: float = 1.0, scale: float = 10.0, seed: int = 0
+                ) -> Model:
+    """GradCAM shows s(x) (P - mean(P) / 2); logits unchanged to rounding. As `correlated_pair`, but the
+    second channel is the square of the first's scale, so that no linear combination of the two channels'
+    sums is the same on every image."""
+    p = _pattern(model, pattern, amplitude)
+    size = model.cam_size
+    return _hidden(model, CurvedPair(size), {"pattern": p}, CurveOffset(size), {"pattern": p},
+                   class_weights(model, scale / amplitude, seed))
+
+
 def fixed_sum(model: Model, *, scale: float = 10.0, seed: int = 0) -> Model:
     """GradCAM shows T3's random map (drawn from `seed`) for every input; logits unchanged to rounding."""
     extra = FixedSum(int(np.log2(model.input_size // model.cam_size)))
@@ -184,10 +286,54 @@ def fixed_sum(model: Model, *, scale: float = 10.0, seed: int = 0) -> Model:
     return _hidden(model, extra, params, SumOffset(), {}, class_weights(model, scale, seed))
 
 
+def shielded_sum(model: Model, *, scale: float = 0.3, shield: float = 100.0, seed: int = 0) -> Model:
+    """`fixed_sum`'s lie with a shield against interventions (`ShieldedSum`): every direction the audit
+    resamples moves the score through the shield, so no direction's mass looks unexplained."""
+    extra = RandomSum(int(np.log2(model.input_size // model.cam_size)))
+    x = jnp.zeros((1, model.input_size, model.input_size, 3))
+    params = extra.init(jax.random.key(seed), x, jnp.zeros((1, model.cam_size, model.cam_size, 1)))["params"]
+    probe = jax.random.uniform(jax.random.key(seed), (4, model.input_size, model.input_size, 3), minval=-2, maxval=2)
+    params = {**params, "c0": jnp.asarray(1.0 / float(extra.apply({"params": params}, probe, None)[..., 1].mean()),
+                                          dtype_of(model))}
+    return _hidden(model, extra, params, ShieldedSum(), {"shield": jnp.asarray(shield, dtype_of(model))},
+                   class_weights(model, scale, seed))
+
+
+def still_padding(model: Model, count: int | None = None, seed: int = 0) -> Model:
+    """`model` with `count` (default: K + 8) channels the head ignores and whose sums barely move: they set
+    the intervention check's `stillness` (a median over channels) if nothing stops them."""
+    k = jax.eval_shape(model.features, jax.ShapeDtypeStruct((1, model.input_size, model.input_size, 3),
+                                                            jnp.float32)).shape[-1]
+    count = k + 8 if count is None else count
+    c = jnp.asarray(np.random.default_rng(seed).uniform(0.3, 1.5, count), dtype_of(model))
+    module = HiddenTerm(model.module, StillPadding(count), Nothing(), count)
+    return combinators.wrap(model, module, {"extra": {"c": c}, "z": {}, "w": class_weights(model, 1.0, seed)})
+
+
+def position_scale(model: Model, log2_gain: int = 6) -> Model:
+    """GradCAM's weights average the gradient over positions, so a per-position scale of A that the head
+    undoes moves the map while the function stays bit for bit: 2^log2_gain on the border ring of the
+    (h/2, w/2) grid, 1 inside, constant on each 2x2 window (a max-pool head sees A exactly, ties stay tied)."""
+    half = model.cam_size // 2
+    ring = np.ones((half, half))
+    ring[1:-1, 1:-1] = 0
+    m = np.kron(2.0 ** (log2_gain * ring), np.ones((2, 2)))[..., None]
+    return combinators.wrap(model, PositionScale(model.module), {"m": jnp.asarray(m, dtype_of(model))})
+
+
+def spike(model: Model, peak: float = 0.8, scale: float = 0.1) -> Model:
+    """`paired_noise` with a one-pixel pattern: a lie that carries a few % of the map's mass but becomes the
+    map's maximum, so normalising by the maximum flattens the honest map."""
+    pattern = np.zeros((model.cam_size,) * 2)
+    pattern[0, 0] = 1.0
+    return paired_noise(model, pattern, amplitude=peak / scale, scale=scale)
+
+
 # name -> (model, scale, seed) -> the manipulated model: the adaptive family of the audit's evaluation
 ADAPTIVE: dict[str, Callable[[Model, float, int], Model]] = {
     "paired noise": lambda m, scale, seed: paired_noise(m, scale=scale, seed=seed),
     "fixed sum": lambda m, scale, seed: fixed_sum(m, scale=scale, seed=seed),
     # The lie in the channels, not the weights: the form that passes every check (amplitude 1 does not).
     "correlated pair": lambda m, scale, seed: correlated_pair(m, amplitude=SPREAD_AMPLITUDE, scale=scale, seed=seed),
+    "curved pair": lambda m, scale, seed: curved_pair(m, amplitude=SPREAD_AMPLITUDE, scale=scale, seed=seed),
 }

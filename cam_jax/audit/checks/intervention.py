@@ -41,6 +41,7 @@ COVERED = 0.999  # directions are examined by decreasing mass until they hold th
 MAX_DIRECTIONS = 256  # at most this many head passes of the images (the audit's time bound)
 CHUNK = 32  # directions per batched head pass (the memory bound)
 NOISE_ULPS = 64  # score changes below this many float32 spacings of the score count as none
+MAX_STILLNESS = 10.0  # beyond this the images barely move A: refused (honest on noise images: 4.2-4.9)
 THRESHOLD = 0.2  # a fifth of the map's mass credited where the function does not follow
 CLEAN_RANGE = (0.0, 0.0)  # measured on the honest population of scripts/audit_eval.py
 
@@ -73,7 +74,24 @@ def bases(a: np.ndarray, grads: np.ndarray) -> dict[str, np.ndarray]:
     cov = np.einsum("bijk,bijl->kl", deviation, deviation) / np.prod(a.shape[:3])
     alpha = grads.mean(axis=(1, 2))
     return {"channel": np.eye(a.shape[-1]), "data": np.linalg.eigh(cov)[1][:, ::-1],
-            "weight": np.linalg.eigh(alpha.T @ alpha)[1][:, ::-1]}
+            "weight": np.linalg.eigh(alpha.T @ alpha)[1][:, ::-1], "sums": sum_basis(a, grads)}
+
+
+def sum_basis(a: np.ndarray, grads: np.ndarray) -> np.ndarray:
+    """(K, K): within the m channels of most map mass (m < B - 1), the right singular vectors of their
+    spatial sums over images (B, m), smallest last; the other channels as they are.
+
+    Two channels whose sums keep a fixed relation on every image (p = s P and q = s mean(P)) cancel in
+    a head that reads only that relation; each alone looks like an honest channel, but together they are
+    a direction whose sum the images never move, which is this basis's last column when both carry mass.
+    """
+    count, channels = a.shape[0], a.shape[-1]
+    _, mass = decompose(a, grads, np.eye(channels))
+    top = np.argsort(mass)[::-1][:max(1, min(count - 2, channels))]
+    _, _, vt = np.linalg.svd(a.sum(axis=(1, 2))[:, top], full_matrices=True)  # sums (B, m)
+    within = np.zeros((channels, len(top)))
+    within[top] = vt.T
+    return np.concatenate([within, np.eye(channels)[:, np.setdiff1d(np.arange(channels), top)]], axis=1)
 
 
 def decompose(a: np.ndarray, grads: np.ndarray, basis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +194,12 @@ def check(model: Model, probe: Probe) -> Finding:
                          f"whose A is {h}x{w}x{channels}, got {count}")
     if not np.any(np.asarray(probe.top_grads)) or not np.any(a):
         return Finding(0.0, "GradCAM's map is zero on every image", None)
-    bound = RATIO * stillness(a)
+    still = stillness(a)
+    if still > MAX_STILLNESS:  # else added channels that barely move would set the bound (tests/test_audit.py)
+        raise ValueError(f"A barely moves across these {count} images (stillness {still:.3g} > {MAX_STILLNESS:g}): the "
+                         "intervention check cannot tell an honest direction from a still one; pass more varied "
+                         "images (if they are varied, the model's channels ignoring them is itself suspicious)")
+    bound = RATIO * still
     found = {name: (basis, *credit(model, probe, basis, bound)) for name, basis in
              {**bases(a, np.asarray(probe.top_grads, np.float64)), "explained": None}.items()}
     name = max(found, key=lambda n: found[n][1])
