@@ -1,23 +1,28 @@
 """Manipulations written by an attacker who has read the audit (`cam_jax.audit`): each keeps every score
-(to float rounding) and moves GradCAM, and each is built to pass a named set of checks.
+(to float rounding), moves GradCAM, and passes the six checks on magnitudes, outliers, class invariance
+and finite differences. Each is a pure `Model -> Model` with its constants as keywords.
 
-All three append two channels to A, computed from the model's own A or from the image, and add to every
-logit c a term w_c * z(extra channels) that is zero on every input. The weights w_c differ by class (so
-no channel is class-invariant), the head term is smooth (so finite differences agree with autograd),
-and nothing in A is constant across images (so no channel is silent):
+Most append channels to A, computed from the model's own A or from the image, and add to every logit
+c a term w_c z(extra channels) that is zero on every input (`HiddenTerm`). The weights w_c differ by
+class (no channel is class-invariant), z is smooth (finite differences agree with autograd), and no
+appended channel is constant across images:
 
-- `paired_noise`: p = n(x) + P, q = n(x), z = sum(p - q - P). The map is w_c P; each channel moves
-  with the images. Passes the six magnitude and outlier checks; `intervention` catches it (p - q is
-  a direction the data never moves).
-- `fixed_sum`: r = T3's random map normalised to sum h w on every image, z = sum(r) - h w. The map is
-  random; autograd and finite differences agree (z is linear). `intervention` catches it: resampling
-  r from another image keeps its sum, so the score never follows its mass.
-- `correlated_pair`: p = s(x) P, q = s(x) (uniform), z = mean(p) - mean(q), s(x) A's mean over
-  positions and channels. The map is w_c s (P - 1) / hw. Built against `intervention`: p and q each
-  move with the images as an honest channel does, and resampling either alone moves the score; only
-  the two together are invariant. The audit misses it (tests/test_adaptive.py keeps it so).
-
-Each takes the model and its constants and returns a new `Model`; the input model is never modified.
+- `paired_noise`: p = n(x) + P, q = n(x), z = sum(p - q - P); the map is w_c P. Caught by the
+  intervention check (p - q is a direction the data never moves).
+- `fixed_sum`: r = T3's random map normalised to sum h w, z = sum(r) - h w. Caught: resampling r from
+  another image keeps its sum, so the score never follows its mass.
+- `correlated_pair`: p = s(x) P, q = s(x) mean(P), z = mean(p) - mean(q). Each channel alone moves the
+  score; caught by the "sums" directions (p - q's sum is the same on every image).
+- `curved_pair`: q = s(x)^2 instead: no linear relation between the sums. Walks past the audit.
+- `shielded_sum`: `fixed_sum` plus a term that is zero with zero gradient on the data and large along
+  any intervention that leaves it. Walks past.
+- `spike`: `paired_noise` with a one-pixel pattern: little mass, but the map's maximum. Walks past.
+- `position_scale`: A scaled per position and the head undoing it; no appended channel, the function
+  bit for bit the same, GradCAM not invariant to it. Walks past.
+- `still_padding`: channels the head ignores whose sums barely move, to set the intervention check's
+  bound; the audit refuses such image sets.
+`ADAPTIVE` holds the ones with a size to draw, for `scripts/audit_eval.py`'s adaptive family.
+`tests/test_audit.py` keeps each as caught, missed or refused.
 
 Example:
   >>> fooled = paired_noise(model, scale=10.0)

@@ -13,15 +13,18 @@ one size: under a linear head their ratio is the coordinate's size over its chan
 - a gradient the function does not follow (T3/T4's modulo, `adaptive.fixed_sum`'s sum that is the same
   on every image) credits mass to a direction whose resampling does not move the score.
 The score is the share of the map's mass beyond RATIO x stillness times its direction's effect, the
-largest over four sets of directions, so that a lie must be mixed into honest directions in every one to
-escape: A's channels, the principal directions of A across images, those of GradCAM's weights, and
+largest over five sets of directions, so that a lie must be mixed into honest directions in every one to
+escape: A's channels, the principal directions of A across images, those of GradCAM's weights, the
+singular directions of the heaviest channels' spatial sums (two channels that cancel only jointly), and
 each image's own alpha_b (the whole map at once). A lie spread thin over many directions is still
 counted direction by direction, up to MAX_DIRECTIONS.
 
-What it cannot see (docs/GUIDE.md, "What the audit cannot see"): a lie whose directions move the score
-on the data (a function changed by fine-tuning), a backdoor whose trigger is not in the images, and two
-directions whose effects cancel only jointly while each looks honest on its own
-(`adaptive.correlated_pair`); and an attacker who controls most of A's channels can raise `stillness`.
+What it cannot see (docs/GUIDE.md, "What the audit cannot see"; each kept in tests/test_audit.py): a
+function changed by fine-tuning, whose directions do move the score; a backdoor whose trigger is not
+in the images; channels that cancel only jointly through a non-linear relation (`adaptive.curved_pair`);
+a term that is zero on the data and large along every intervention (`adaptive.shielded_sum`); a lie
+with little mass that becomes the map's maximum (`adaptive.spike`); and a per-position scale of A that
+the head undoes (`adaptive.position_scale`). Channels added to raise `stillness` make it refuse.
 """
 
 from __future__ import annotations
@@ -59,9 +62,9 @@ def min_images(model_channels: int, positions: int) -> int:
 
 
 def bases(a: np.ndarray, grads: np.ndarray) -> dict[str, np.ndarray]:
-    """Three orthonormal bases of channel space (K, K), columns by decreasing weight, in float64:
-    "channel" (A's own channels), "data" (eigenvectors of A's covariance across images, each position
-    centred) and "weight" (eigenvectors of the second moment of GradCAM's weights alpha_b over images).
+    """Four orthonormal bases of channel space (K, K), in float64: "channel" (A's own channels), "data"
+    (eigenvectors of A's covariance across images, each position centred), "weight" (eigenvectors of
+    the second moment of GradCAM's weights alpha_b over images) and "sums" (`sum_basis`).
 
     A lie carries weight (so "weight" isolates it unless its weights are the size of honest ones), its
     values vary or not (so "data" isolates it unless its variance is an honest direction's), and it sits
@@ -129,9 +132,13 @@ def resampled(model: Model, probe: Probe, directions: np.ndarray, coords: np.nda
     `coords` (B, h, w, D) along `directions` (D, B or 1, K); changes within float32 noise count as that noise."""
     other = np.roll(np.arange(coords.shape[0]), 1)
     steps = np.moveaxis(coords[other] - coords, -1, 0)  # (D, B, h, w)
+    count = len(steps)
+    padding = -count % CHUNK if count > 1 else 0  # whole chunks: few compiled shapes, whatever the count
+    steps = np.concatenate([steps, np.zeros((padding, *steps.shape[1:]))])
+    directions = np.concatenate([directions, np.zeros((padding, *directions.shape[1:]))])
     dtype = probe.a.dtype
     moved = np.asarray(effects(model, probe.a, jnp.asarray(directions, dtype), jnp.asarray(steps, dtype), probe.top),
-                       np.float64)
+                       np.float64)[:count]
     logit = np.abs(np.take_along_axis(np.asarray(probe.logits, np.float64), np.asarray(probe.top)[:, None], 1))
     noise = NOISE_ULPS * np.spacing(np.float32(np.maximum(logit[:, 0], 1.0))).astype(np.float64)
     return np.maximum(moved, noise).sum(axis=1)
@@ -181,7 +188,7 @@ def credit(model: Model, probe: Probe, basis: np.ndarray | None, bound: float
 
 
 def check(model: Model, probe: Probe) -> Finding:
-    """The largest, over the three `bases` and the images' own weights, share of GradCAM's mass (top class)
+    """The largest, over the four `bases` and the images' own weights, share of GradCAM's mass (top class)
     beyond RATIO x `stillness` times its direction's resampling effect.
 
     Raises:
