@@ -81,11 +81,11 @@ def probe(model: Model, images: jax.Array) -> Probe:
     """One forward and one head backward per probed class on `images` (B, H, W, 3), B >= MIN_IMAGES varied
     (`check_varied`), normalised; in passes of `BATCH` images."""
     check_images(images, model.input_size)
+    images = np.asarray(images)
+    check_varied(images)  # first: copies of one image are refused as such, however many
     if images.shape[0] < MIN_IMAGES:
         raise ValueError(f"an audit compares images with each other: pass at least {MIN_IMAGES} images, "
                          f"got {images.shape[0]}")
-    images = np.asarray(images)
-    check_varied(images)
     classes = probed_classes(model.num_classes)
     count = images.shape[0]
     batch = min(BATCH, count)

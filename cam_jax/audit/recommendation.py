@@ -43,10 +43,12 @@ def recommend(model: Model, images: jax.Array, report: Report, method: str = "gr
     Example:
       >>> from cam_jax import semi_random
       >>> from cam_jax.audit import audit_model
+      >>> from cam_jax.data import images as preprocessing, shapes
+      >>> x = jnp.asarray(preprocessing.normalize(shapes.batch(shapes.TEST_SEED, range(4)).pixels))
       >>> t3 = semi_random(model)
-      >>> r = recommend(t3, images, audit_model(t3, images))
+      >>> r = recommend(t3, x, audit_model(t3, x))
       >>> r.excluded, r.explanation.cam.shape
-      ((32,), (2, 14, 14))
+      ((32,), (4, 14, 14))
     """
     if method not in WEIGHTINGS:
         raise ValueError(f"recommend takes a gradient-weighted CAM ({', '.join(WEIGHTINGS)}), got {method!r}")

@@ -88,9 +88,11 @@ def audit_model(model: Model, images: jax.Array, checks: dict[str, Check] | None
 
     Example:
       >>> from cam_jax import constant_flat
-      >>> audit_model(model, images).manipulated           # the bundled default
+      >>> from cam_jax.data import images as preprocessing, shapes
+      >>> x = jnp.asarray(preprocessing.normalize(shapes.batch(shapes.TEST_SEED, range(8)).pixels))
+      >>> audit_model(model, x).manipulated                # the bundled default
       False
-      >>> report = audit_model(constant_flat(model), images)
+      >>> report = audit_model(constant_flat(model), x)
       >>> report.manipulated, report.channels
       (True, (32,))
     """
