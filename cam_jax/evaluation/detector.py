@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, NamedTuple
 
+import jax
 import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -85,6 +86,8 @@ def run(cache: str, quick: bool = False, seed: int = 0, attacked: tuple[str, ...
 
     def audited(name, group, family, model):
         rows.append(Row(name, group, family, audit_model(model, population.audit_images(model))))
+        # Every model compiles its own passes: kept, ~300 models' executables exhausted LLVM's memory maps.
+        jax.clear_caches()
         return rows[-1]
 
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
