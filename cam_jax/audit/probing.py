@@ -67,14 +67,20 @@ def _probe(model: Model, images: jax.Array, classes: tuple[int, ...]) -> Probe:
 
 
 def check_varied(images: np.ndarray) -> None:
-    """Refuse images that are (nearly) all the same: the checks compare images with each other, and on
-    copies of one image every channel of A looks constant, an honest model's included."""
+    """Refuse images that are (nearly) all the same, or (nearly) flat each: the checks compare images with
+    each other and positions within them; on copies of one image every channel of A looks constant, and
+    on flat colours every direction of A moves alike, an honest model's included."""
     x = np.asarray(images, np.float64)
     spread, scale = float(x.std(axis=0).mean()), float(x.std())
     if spread <= MIN_SPREAD * scale or scale == 0:
         raise ValueError(f"the {x.shape[0]} images are (nearly) the same (they differ by {spread:.2g} per pixel, "
                          f"{spread / scale if scale else 0:.2g} of their values' spread; at least {MIN_SPREAD} "
                          "needed): an audit compares images with each other, pass varied ones")
+    within = float(np.median(x.std(axis=(1, 2)).mean(axis=-1)))  # each image's own spread over its pixels
+    if within <= MIN_SPREAD * scale:
+        raise ValueError(f"the images are (nearly) flat: each varies by {within:.2g} over its pixels (median), "
+                         f"{within / scale:.2g} of their values' spread; at least {MIN_SPREAD} needed): an audit "
+                         "reads where a map puts its mass, pass images with content")
 
 
 def probe(model: Model, images: jax.Array) -> Probe:

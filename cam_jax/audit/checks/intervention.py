@@ -17,7 +17,7 @@ largest over five sets of directions, so that a lie must be mixed into honest di
 escape: A's channels, the principal directions of A across images, those of GradCAM's weights, the
 singular directions of the heaviest channels' spatial sums (two channels that cancel only jointly), and
 each image's own alpha_b (the whole map at once). A lie spread thin over many directions is still
-counted direction by direction, up to MAX_DIRECTIONS.
+counted direction by direction, up to MAX_DIRECTIONS per set (the mass beyond them counts as honest).
 
 What it cannot see (docs/GUIDE.md, "What the audit cannot see"; each kept in tests/test_audit.py): a
 function changed by fine-tuning, whose directions do move the score; a backdoor whose trigger is not
@@ -41,7 +41,8 @@ from cam_jax.model import Model
 
 RATIO = 20.0  # mass over effect, in units of `stillness`, beyond which credit is not the function's
 COVERED = 0.999  # directions are examined by decreasing mass until they hold this share of it
-MAX_DIRECTIONS = 256  # at most this many head passes of the images (the audit's time bound)
+MAX_DIRECTIONS = 64  # at most this many per set of directions (the audit's time bound: 3 x 64 + 1 head passes)
+IMAGES = 8  # the images whose masses and effects are compared (the directions are found on all of them)
 CHUNK = 32  # directions per batched head pass (the memory bound)
 NOISE_ULPS = 64  # score changes below this many float32 spacings of the score count as none
 MAX_STILLNESS = 10.0  # beyond this the images barely move A: refused (honest on noise images: 4.2-4.9)
@@ -82,7 +83,7 @@ def bases(a: np.ndarray, grads: np.ndarray) -> dict[str, np.ndarray]:
 
 def sum_basis(a: np.ndarray, grads: np.ndarray) -> np.ndarray:
     """(K, K): within the m channels of most map mass (m < B - 1), the right singular vectors of their
-    spatial sums over images (B, m), smallest last; the other channels as they are.
+    spatial sums' deviations across images (B, m), smallest last; the other channels as they are.
 
     Two channels whose sums keep a fixed relation on every image (p = s P and q = s mean(P)) cancel in
     a head that reads only that relation; each alone looks like an honest channel, but together they are
@@ -91,7 +92,9 @@ def sum_basis(a: np.ndarray, grads: np.ndarray) -> np.ndarray:
     count, channels = a.shape[0], a.shape[-1]
     _, mass = decompose(a, grads, np.eye(channels))
     top = np.argsort(mass)[::-1][:max(1, min(count - 2, channels))]
-    _, _, vt = np.linalg.svd(a.sum(axis=(1, 2))[:, top], full_matrices=True)  # sums (B, m)
+    sums = a.sum(axis=(1, 2))[:, top]  # (B, m)
+    # Centred: the common part of every image's sums is one still direction that honest models have too.
+    _, _, vt = np.linalg.svd(sums - sums.mean(axis=0), full_matrices=True)
     within = np.zeros((channels, len(top)))
     within[top] = vt.T
     return np.concatenate([within, np.eye(channels)[:, np.setdiff1d(np.arange(channels), top)]], axis=1)
@@ -207,7 +210,9 @@ def check(model: Model, probe: Probe) -> Finding:
                          "intervention check cannot tell an honest direction from a still one; pass more varied "
                          "images (if they are varied, the model's channels ignoring them is itself suspicious)")
     bound = RATIO * still
-    found = {name: (basis, *credit(model, probe, basis, bound)) for name, basis in
+    n = min(IMAGES, count)
+    few = Probe(probe.a[:n], probe.logits[:n], probe.top[:n], probe.top_grads[:n], None, None)
+    found = {name: (basis, *credit(model, few, basis, bound)) for name, basis in
              {**bases(a, np.asarray(probe.top_grads, np.float64)), "explained": None}.items()}
     name = max(found, key=lambda n: found[n][1])
     basis, score, picked, mass, effect = found[name]
