@@ -8,6 +8,8 @@ and GradCAM (what each attack must keep, and must move).
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,7 +23,7 @@ from cam_jax.data import images
 from cam_jax.evaluation.population import audit_images, map_change
 from cam_jax.manipulations import adaptive
 from cam_jax.metrics.change import FOOLED
-from cam_jax.testing import random_model
+from cam_jax.testing import random_model, script
 
 
 @pytest.fixture(scope="module")
@@ -56,17 +58,9 @@ def test_intervention_refuses_too_few_images_for_the_directions_of_a():
         intervention.check(None, Probe(jnp.asarray(a), None, None, None, None, None))
 
 
-# The attacks written against the audit (manipulations/adaptive.py), at sizes that move GradCAM on the
-# default's 8 images (the first test below checks it). The last four walk past the audit.
-ADAPTIVE = {
-    "paired noise": lambda m: adaptive.paired_noise(m, scale=1.0),
-    "fixed sum": lambda m: adaptive.fixed_sum(m, scale=1.0),
-    "correlated pair": lambda m: adaptive.correlated_pair(m, amplitude=100.0, scale=300.0),
-    "curved pair": lambda m: adaptive.curved_pair(m, amplitude=100.0, scale=300.0),
-    "shielded sum": adaptive.shielded_sum,
-    "spike": adaptive.spike,
-    "position scale": lambda m: adaptive.position_scale(m, log2_gain=3),
-}
+# The attacks written against the audit, at sizes that move GradCAM on the default's 8 images (the first
+# test below checks it); still padding is refused, and has a test of its own.
+ADAPTIVE = {name: attack for name, attack in adaptive.ATTACKS.items() if name != "still padding + paired noise"}
 MISSED = ("curved pair", "shielded sum", "spike", "position scale")
 
 
@@ -140,3 +134,14 @@ def test_the_clean_default_is_not_condemned_for_its_images(default, kind):
         return
     report = audit_model(model, x)
     assert not report.manipulated, report.text()
+
+
+def test_audit_attacks_script_writes_a_row_per_attack(tmp_path):
+    """In-process, two attacks on 4 images: paired noise flagged, the padded one refused; bad counts exit 2."""
+    main = script("audit_attacks").main
+    out = tmp_path / "rows.json"
+    assert main(["--count", "4", "--attacks", "paired noise", "still padding + paired noise", "--json", str(out)]) == 0
+    rows = {r["attack"]: r for r in json.loads(out.read_text())["rows"]}
+    assert rows["paired noise"]["verdict"] == "MANIPULATED" and rows["paired noise"]["moved"] > FOOLED
+    assert rows["still padding + paired noise"]["verdict"].startswith("refused: A barely moves")
+    assert main(["--count", "2"]) == 2

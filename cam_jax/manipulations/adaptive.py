@@ -342,3 +342,18 @@ ADAPTIVE: dict[str, Callable[[Model, float, int], Model]] = {
     "correlated pair": lambda m, scale, seed: correlated_pair(m, amplitude=SPREAD_AMPLITUDE, scale=scale, seed=seed),
     "curved pair": lambda m, scale, seed: curved_pair(m, amplitude=SPREAD_AMPLITUDE, scale=scale, seed=seed),
 }
+
+
+# Every attack above at a size that moves the bundled default's GradCAM on its audit images, with the
+# paper's own as the baseline: what `scripts/audit_attacks.py` runs and tests/test_adaptive.py keeps.
+ATTACKS: dict[str, Callable[[Model], Model]] = {
+    "paired noise": lambda m: paired_noise(m, scale=1.0),
+    "fixed sum": lambda m: fixed_sum(m, scale=1.0),
+    "correlated pair": lambda m: correlated_pair(m, amplitude=SPREAD_AMPLITUDE, scale=300.0),
+    "curved pair": lambda m: curved_pair(m, amplitude=SPREAD_AMPLITUDE, scale=300.0),
+    "shielded sum": shielded_sum,
+    "spike": spike,
+    "position scale": lambda m: position_scale(m, log2_gain=3),
+    "still padding + paired noise": lambda m: still_padding(paired_noise(m, scale=1.0)),
+}
+
