@@ -9,7 +9,7 @@ from cam_jax.audit.probing import Probe, channel_rms, live
 from cam_jax.model import Model
 
 THRESHOLD = 2.5  # a channel 10^2.5 times the median one
-CLEAN_RANGE = (0.107, 0.737)
+CLEAN_RANGE = (0.070, 0.737)  # the honest population of scripts/audit_eval.py (docs/REPRODUCTION.md)
 
 
 def check(model: Model, probe: Probe) -> Finding:

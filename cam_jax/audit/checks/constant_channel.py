@@ -14,7 +14,7 @@ from cam_jax.audit.probing import Probe, channel_rms, live
 from cam_jax.model import Model
 
 THRESHOLD = 3.0  # a channel whose spread is 1e-3 of its size
-CLEAN_RANGE = (0.248, 0.658)  # the honest population of scripts/audit_eval.py (docs/REPRODUCTION.md)
+CLEAN_RANGE = (0.239, 0.803)  # the honest population of scripts/audit_eval.py (docs/REPRODUCTION.md)
 
 
 def check(model: Model, probe: Probe) -> Finding:

@@ -29,7 +29,7 @@ NOISE_ULPS = 64  # score differences below this many float32 spacings of the sco
 SINGLE_OUT = 10  # a channel is named when its error is this many times the median channel's
 CHUNK = 64  # channels per batched head pass (the memory bound)
 THRESHOLD = 0.3  # a finite difference 30 % off the gradient
-CLEAN_RANGE = (0.000, 0.015)
+CLEAN_RANGE = (0.000, 0.015)  # the honest population of scripts/audit_eval.py (docs/REPRODUCTION.md)
 
 
 @functools.partial(jax.jit, static_argnames="chunk")

@@ -47,7 +47,7 @@ CHUNK = 32  # directions per batched head pass (the memory bound)
 NOISE_ULPS = 64  # score changes below this many float32 spacings of the score count as none
 MAX_STILLNESS = 10.0  # beyond this the images barely move A: refused (honest on noise images: 4.2-4.9)
 THRESHOLD = 0.2  # a fifth of the map's mass credited where the function does not follow
-CLEAN_RANGE = (0.0, 0.0)  # measured on the honest population of scripts/audit_eval.py
+CLEAN_RANGE = (0.000, 0.074)  # the honest population of scripts/audit_eval.py (docs/REPRODUCTION.md)
 
 
 def min_images(model_channels: int, positions: int) -> int:
