@@ -46,7 +46,7 @@ def test_bench_audit_writes_its_ratio(tmp_path):
     from cam_jax.testing import script
 
     out = tmp_path / "audit.json"
-    assert script("bench").main(["--audit", "--arch", "vgg11", "--width", "0.0625", "--input-size", "32",
+    assert script("bench").main(["--audit", "--arch", "vgg11", "--width", "0.0625", "--input-size", "64",
                                  "--num-classes", "4", "--batch-size", "4", "--repeats", "1",
                                  "--json", str(out)]) == 0
     data = json.loads(out.read_text())
