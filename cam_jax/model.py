@@ -20,9 +20,15 @@ class Model:
 
     `module` is any linen module with methods `features(x) -> A` and
     `head(A) -> logits` and attributes `input_size`, `cam_size` and
-    `num_classes`: `VGG`, `ResNet`, a user's network cut at a layer
+    `num_classes`: `VGG`, `ResNet`, `ViT`, a user's network cut at a layer
     (`cam_jax.models.cut`) and every manipulation combinator. Because the
     module is static pytree metadata, a `Model` passes straight through `jax.jit`.
+
+    A head may also read a *context*: values computed before the cut, besides A, that
+    the layers after it read (a ViT's class token, which the last block's attention
+    mixes with the patch tokens that make A). Such a module defines
+    `encode(x) -> (A, context)` and `head(A, context)`; explanations differentiate
+    the head with the context held, as a hook on the cut layer does in torch.
 
     `collections` holds variables other than parameters that the module reads
     (a user network's `batch_stats`); the architectures cam_jax builds fold
@@ -56,12 +62,18 @@ class Model:
         """(B, H, W, 3) normalised images -> A, (B, h, w, K)."""
         return self.module.apply(self.variables, images, method="features")
 
-    def head(self, a: jax.Array) -> jax.Array:
-        """A, (B, h, w, K) -> logits (B, num_classes), dropout off."""
-        return self.module.apply(self.variables, a, method="head")
+    def encode(self, images: jax.Array) -> tuple[jax.Array, jax.Array | None]:
+        """(B, H, W, 3) normalised images -> (A (B, h, w, K), context (B, ...) or None): A and what else
+        the head reads (the module's optional `encode`; None for a CNN, whose head reads A alone)."""
+        return self.module.apply(self.variables, images, method=encode)
+
+    def head(self, a: jax.Array, context: jax.Array | None = None) -> jax.Array:
+        """A, (B, h, w, K) -> logits (B, num_classes), dropout off; `context` from `encode` for a module that
+        has one."""
+        return self.module.apply(self.variables, a, context, method=head)
 
     def __call__(self, images: jax.Array) -> jax.Array:
-        return self.head(self.features(images))
+        return self.head(*self.encode(images))
 
     @property
     def input_size(self) -> int:
@@ -114,6 +126,20 @@ class Model:
         channels = jax.eval_shape(self.features, jax.ShapeDtypeStruct((1, self.input_size, self.input_size, 3),
                                                                       jnp.float32)).shape[-1]
         return tuple(describe(channels))
+
+
+def encode(module: nn.Module, x: jax.Array) -> tuple[jax.Array, jax.Array | None]:
+    """A bound module's `encode(x)`, or (`features(x)`, None) for a module without a context: what
+    wrappers call on the module they wrap."""
+    own = getattr(module, "encode", None)
+    return own(x) if own is not None else (module.features(x), None)
+
+
+def head(module: nn.Module, a: jax.Array, context: jax.Array | None) -> jax.Array:
+    """A bound module's `head(a)`, given `context` only when there is one (a CNN's head takes A alone)."""
+    if context is None:
+        return module.head(a)
+    return module.head(a, context)
 
 
 class Split(NamedTuple):

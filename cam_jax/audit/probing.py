@@ -34,6 +34,7 @@ class Probe(NamedTuple):
       class_grads: (C', B, K) d y_c / dA summed over positions (GradCAM's weights times h w), for the
         C' classes `probed_classes` picks.
       grad_rms: (K,) root mean square of d y_c / dA per channel over classes, images and positions.
+      context: (B, ...) what the head reads besides A (`Model.encode`), or None.
     """
 
     a: jax.Array
@@ -42,6 +43,7 @@ class Probe(NamedTuple):
     top_grads: jax.Array
     class_grads: jax.Array
     grad_rms: jax.Array
+    context: jax.Array | None = None
 
 
 def probed_classes(num_classes: int) -> tuple[int, ...]:
@@ -58,12 +60,14 @@ def probed_classes(num_classes: int) -> tuple[int, ...]:
 @functools.partial(jax.jit, static_argnames="classes")
 def _probe(model: Model, images: jax.Array, classes: tuple[int, ...]) -> Probe:
     """The Probe of one batch, with grad_rms's per-image sums of squares (B, K) in its place."""
-    run = opaque_pass(model.head, model.features(images))  # the head as it is, whatever built it
+    a, context = model.encode(images)
+    run = opaque_pass(model.head, a, 0, context)  # the head as it is, whatever built it
     top, dy = cotangent(run.logits)
     (top_grads,) = run.backward(dy)
     onehots = jnp.stack([jnp.zeros_like(run.logits).at[:, c].set(1) for c in classes])
     per_class = jax.vmap(lambda onehot: run.backward(onehot)[0])(onehots)
-    return Probe(run.a, run.logits, top, top_grads, per_class.sum(axis=(2, 3)), (per_class**2).sum(axis=(0, 2, 3)))
+    return Probe(run.a, run.logits, top, top_grads, per_class.sum(axis=(2, 3)), (per_class**2).sum(axis=(0, 2, 3)),
+                 context)
 
 
 def check_varied(images: np.ndarray) -> None:
@@ -101,13 +105,14 @@ def probe(model: Model, images: jax.Array) -> Probe:
         padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), axis=0)])  # one compiled shape
         part, n = jax.device_get(_probe(model, jnp.asarray(padded), classes)), len(chunk)
         parts.append(Probe(part.a[:n], part.logits[:n], part.top[:n], part.top_grads[:n], part.class_grads[:, :n],
-                           part.grad_rms[:n]))
+                           part.grad_rms[:n], None if part.context is None else part.context[:n]))
     a, logits, top, top_grads, grad_sq = (np.concatenate([getattr(p, f) for p in parts])
                                           for f in ("a", "logits", "top", "top_grads", "grad_rms"))
     class_grads = np.concatenate([p.class_grads for p in parts], axis=1)
+    context = None if parts[0].context is None else jnp.asarray(np.concatenate([p.context for p in parts]))
     h, w = a.shape[1:3]
     grad_rms = np.sqrt(grad_sq.sum(axis=0) / (len(classes) * count * h * w))
-    return Probe(*(jnp.asarray(v) for v in (a, logits, top, top_grads, class_grads, grad_rms)))
+    return Probe(*(jnp.asarray(v) for v in (a, logits, top, top_grads, class_grads, grad_rms)), context)
 
 
 def channel_rms(a: jax.Array) -> np.ndarray:

@@ -49,27 +49,32 @@ class Explanation(NamedTuple):
 
 
 class Pass(NamedTuple):
-    """One head forward at A and its backward: A (B, h, w, K), logits (B, C), `Backward`."""
+    """One head forward at A and its backward: A (B, h, w, K), logits (B, C), `Backward`, and the context
+    the head read besides A (`Model.encode`; None for a CNN)."""
 
     a: jax.Array
     logits: jax.Array
     backward: Backward
+    context: jax.Array | None = None
 
 
 class Gradients(NamedTuple):
-    """What the gradient-weighted CAMs read: A (B, h, w, K), logits (B, C), the classes explained (B,)
-    and dS/dA as blocks of channels (`Backward`)."""
+    """What the gradient-weighted CAMs read: A (B, h, w, K), logits (B, C), the classes explained (B,),
+    dS/dA as blocks of channels (`Backward`) and the head's context (`Model.encode`; None for a CNN)."""
 
     a: jax.Array
     logits: jax.Array
     classes: jax.Array
     grads: tuple[jax.Array, ...]
+    context: jax.Array | None = None
 
 
-def opaque_pass(head: Callable[[jax.Array], jax.Array], a: jax.Array, appended: int = 0) -> Pass:
-    """`head` at A as one function, whatever built it; the last `appended` channels a block of their own."""
-    logits, head_vjp = jax.vjp(head, a)
-    return Pass(a, logits, lambda dy: channel_blocks(head_vjp(dy)[0], appended))
+def opaque_pass(head: Callable[..., jax.Array], a: jax.Array, appended: int = 0,
+                context: jax.Array | None = None) -> Pass:
+    """`head` at A as one function, whatever built it; the last `appended` channels a block of their own.
+    A `context` is passed to `head` after A and held fixed (only A is differentiated)."""
+    logits, head_vjp = jax.vjp(head if context is None else (lambda a: head(a, context)), a)
+    return Pass(a, logits, lambda dy: channel_blocks(head_vjp(dy)[0], appended), context)
 
 
 def extend(base: Pass, g: Callable[[jax.Array], jax.Array], s: jax.Array) -> Pass:
@@ -80,16 +85,16 @@ def extend(base: Pass, g: Callable[[jax.Array], jax.Array], s: jax.Array) -> Pas
     def backward(dy):
         return (*base.backward(dy), g_vjp(dy.sum(-1))[0][..., None])
 
-    return Pass(jnp.concatenate([base.a, s[..., None]], -1), base.logits + shift[:, None], backward)
+    return Pass(jnp.concatenate([base.a, s[..., None]], -1), base.logits + shift[:, None], backward, base.context)
 
 
-def head_pass(model: Model, a: jax.Array) -> Pass:
-    """`model`'s head at A (B, h, w, K) and its backward; a model that splits (`Model.split`) is its base's
-    pass extended by its branch."""
+def head_pass(model: Model, a: jax.Array, context: jax.Array | None = None) -> Pass:
+    """`model`'s head at A (B, h, w, K) (and its `context`, from `Model.encode`) and its backward; a model
+    that splits (`Model.split`) is its base's pass extended by its branch."""
     parts = model.split()
     if parts is None:
-        return opaque_pass(model.head, a, model.appended)
-    return extend(head_pass(parts.base, a[..., :-1]), parts.g, a[..., -1])
+        return opaque_pass(model.head, a, model.appended, context)
+    return extend(head_pass(parts.base, a[..., :-1], context), parts.g, a[..., -1])
 
 
 def relative(backward: Backward, dy_ref: jax.Array, grads_ref: tuple[jax.Array, ...]) -> Backward:
@@ -120,7 +125,7 @@ def gradients(model: Model, x: jax.Array, classes: jax.Array | None = None, targ
       opaque: differentiate the head as one function whatever built it (one block of channels), as an
         auditor who cannot trust a model's structure does.
     """
-    a = model.features(x)
-    run = opaque_pass(model.head, a) if opaque else head_pass(model, a)
+    a, context = model.encode(x)
+    run = opaque_pass(model.head, a, 0, context) if opaque else head_pass(model, a, context)
     classes, dy = cotangent(run.logits, classes, target)
-    return Gradients(a, run.logits, classes, run.backward(dy))
+    return Gradients(a, run.logits, classes, run.backward(dy), context)

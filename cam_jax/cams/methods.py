@@ -3,7 +3,7 @@
 A method is one of four kinds, by what it needs:
 - "weighting": a function (A, dS/dA) -> map (`cam_jax.cams.weightings`); every requested one shares
   one forward and one head backward (`core.gradients`);
-- "head": maps for several targets from A, the logits and the head alone (AblationCAM);
+- "head": maps for several targets from A, the head's context, the logits and the head alone (AblationCAM);
 - "model": the model and the images (ScoreCAM, the input-space attributions, the defences that run
   on a transformed model or need their own passes);
 - "aggregate": the explanations of other methods of the same call (`aggregated`).
@@ -32,7 +32,7 @@ from cam_jax.cams.weightings import WEIGHTINGS, Weighting, apply, grad_cam
 from cam_jax.model import Model, check_classes, check_images
 
 # The leading arguments every function of a kind takes; the rest of its signature are its options.
-FIXED = {"weighting": 2, "head": 5, "model": 4, "aggregate": 2}
+FIXED = {"weighting": 2, "head": 6, "model": 4, "aggregate": 2}
 
 
 class Method(NamedTuple):
@@ -180,7 +180,7 @@ def run(model: Model, images, classes, names: tuple[str, ...], score: targets.Ta
             if m.kind == "weighting":
                 out[name] = Explanation(g.logits, g.classes, jax.nn.relu(apply(m.fn, g.a, g.grads)))
             elif m.kind == "head":
-                maps = m.fn(model, g.a, g.logits, g.classes[None], (score,), **_options(name, options))
+                maps = m.fn(model, g.a, g.context, g.logits, g.classes[None], (score,), **_options(name, options))
                 out[name] = Explanation(g.logits, g.classes, maps[0])
     for name in computed:
         if METHODS[name].kind == "model":

@@ -83,8 +83,8 @@ def score_cam(model: Model, x: jax.Array, classes: jax.Array | None = None, targ
       x: (B, H, W, 3) normalised images.
       batch_images: masked images per forward pass (the memory bound).
     """
-    a = model.features(x)
-    logits = model.head(a)
+    a, context = model.encode(x)
+    logits = model.head(a, context)
     classes = jnp.argmax(logits, -1).astype(jnp.int32) if classes is None else classes
     b, h, w, k = a.shape
     size = x.shape[1]
@@ -98,9 +98,10 @@ def score_cam(model: Model, x: jax.Array, classes: jax.Array | None = None, targ
     return Explanation(logits, classes, jax.nn.relu(weighted_sum(a, weights, model.appended)))
 
 
-def ablated_logits(head, a: jax.Array, batch_images: int = 256) -> jax.Array:
+def ablated_logits(head, a: jax.Array, batch_images: int = 256, context: jax.Array | None = None) -> jax.Array:
     """(B, K, C): the logits with each channel of A (B, h, w, K) ablated in turn (set to 0, or where A
-    has negative values to min(A) - 1e7), K head passes per image in chunks of `batch_images`."""
+    has negative values to min(A) - 1e7), K head passes per image in chunks of `batch_images`; each pass
+    reads its image's `context` (`Model.encode`) when there is one."""
     b, h, w, k = a.shape
     low = a.min(axis=(1, 2, 3))
     value = jnp.where(low == 0, 0.0, low - ABLATION_VALUE).astype(a.dtype)
@@ -109,7 +110,10 @@ def ablated_logits(head, a: jax.Array, batch_images: int = 256) -> jax.Array:
     def logits(idx):
         hit = jax.nn.one_hot(idx, k, dtype=bool)  # (n, K)
         ablated = jnp.where(hit[None, :, None, None, :], value[:, None, None, None, None], a[:, None])
-        return head(ablated.reshape(b * idx.shape[0], h, w, k)).reshape(b, idx.shape[0], -1)
+        ablated = ablated.reshape(b * idx.shape[0], h, w, k)
+        if context is None:
+            return head(ablated).reshape(b, idx.shape[0], -1)
+        return head(ablated, jnp.repeat(context, idx.shape[0], axis=0)).reshape(b, idx.shape[0], -1)
 
     return over_chunks(logits, k, chunk)
 
@@ -124,16 +128,17 @@ def ablation_from_logits(a: jax.Array, logits: jax.Array, ablated: jax.Array, cl
     return jax.nn.relu(weighted_sum(a, weights, appended))
 
 
-def ablation_cam(model: Model, a: jax.Array, logits: jax.Array, classes: jax.Array, targets: tuple[Target, ...],
-                 batch_images: int = 256) -> jax.Array:
+def ablation_cam(model: Model, a: jax.Array, context: jax.Array | None, logits: jax.Array, classes: jax.Array,
+                 targets: tuple[Target, ...], batch_images: int = 256) -> jax.Array:
     """AblationCAM for several targets, (T, B, h, w): w_k = (S - S_k) / S, S_k the score with A^k set to 0
     (or, where A has negative values, to min(A) - 1e7), map = ReLU(sum_k w_k A^k). Where S = 0 the
     division is by 1. The K ablated head passes per image are run once for every target.
 
     Args:
-      a: (B, h, w, K); logits: (B, C); classes: (T, B), the classes each target explains.
+      a: (B, h, w, K); context: what the head reads besides A (`Model.encode`), or None; logits: (B, C);
+      classes: (T, B), the classes each target explains.
       batch_images: ablated copies of A per head pass (the memory bound).
     """
-    ablated = ablated_logits(model.head, a, batch_images)
+    ablated = ablated_logits(model.head, a, batch_images, context)
     return jnp.stack([ablation_from_logits(a, logits, ablated, c, t, model.appended)
                       for c, t in zip(classes, targets, strict=True)])

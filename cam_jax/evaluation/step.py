@@ -72,7 +72,7 @@ def _cams(model: Model, x: jax.Array, run: Pass, classes: jax.Array, grads: tupl
             weighting = GRADCAM_BY_CONVENTION[config.convention] if name == "gradcam" else method.fn
             maps.append(jax.vmap(lambda g, w=weighting: jax.nn.relu(apply(w, run.a, g)))(grads))
         elif method.kind == "head":
-            maps.append(method.fn(model, run.a, run.logits, classes, tuple(scores)))
+            maps.append(method.fn(model, run.a, run.context, run.logits, classes, tuple(scores)))
         else:  # an input-space map (B, H, W), ScoreCAM's or a defence's, compared at A's resolution (area average)
             per_target = [run_methods(model, x, c, (name,), score, {})[name].cam
                           for c, score in zip(classes, scores, strict=True)]
@@ -92,7 +92,7 @@ def explain_model(model: Model, x: jax.Array, second: jax.Array, config: Config 
     Args:
       x: (B, H, W, 3) normalised images; second: (B,) second classes for the "contrast" target.
     """
-    run = head_pass(model, model.features(x))
+    run = head_pass(model, *model.encode(x))
     scores = _targets(config, second)
     classes, dy = _cotangents(run.logits, scores)
     grads = jax.vmap(run.backward)(dy)
@@ -111,7 +111,7 @@ def explain_models(models: Mapping[str, Model], x: jax.Array, config: Config = P
     """Every model of `models` ("original" and what was built from it) on one batch, sharing the
     original's trunk and head backward with each model that extends it by a branch (module docstring)."""
     original = models["original"]
-    run_o = head_pass(original, original.features(x))
+    run_o = head_pass(original, *original.encode(x))
     second = second_class(run_o.logits)
     scores = _targets(config, second)
     classes_o, dy_o = _cotangents(run_o.logits, scores)

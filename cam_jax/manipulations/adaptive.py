@@ -65,12 +65,11 @@ class HiddenTerm(combinators.Wrapper):
     def setup(self) -> None:
         self.w = self.param("w", nn.initializers.ones, (self.num_classes,))
 
-    def features(self, x: jax.Array) -> jax.Array:
-        a = self.base.features(x)
+    def extend(self, x: jax.Array, a: jax.Array) -> jax.Array:
         return jnp.concatenate([a, self.extra(x, a).astype(a.dtype)], axis=-1)
 
-    def head(self, a: jax.Array) -> jax.Array:
-        return self.base.head(a[..., :-self.channels]) + self.z(a[..., -self.channels:])[:, None] * self.w
+    def head(self, a: jax.Array, context: jax.Array | None = None) -> jax.Array:
+        return self.base_head(a[..., :-self.channels], context) + self.z(a[..., -self.channels:])[:, None] * self.w
 
     def line(self, channels: int) -> str:
         first = channels - self.channels
@@ -224,11 +223,11 @@ class PositionScale(combinators.Wrapper):
     def setup(self) -> None:
         self.m = self.param("m", nn.initializers.ones, (self.cam_size, self.cam_size, 1))
 
-    def features(self, x: jax.Array) -> jax.Array:
-        return self.base.features(x) * self.m
+    def extend(self, x: jax.Array, a: jax.Array) -> jax.Array:
+        return a * self.m
 
-    def head(self, a: jax.Array) -> jax.Array:
-        return self.base.head(a / self.m)
+    def head(self, a: jax.Array, context: jax.Array | None = None) -> jax.Array:
+        return self.base_head(a / self.m, context)
 
 
 def class_weights(model: Model, scale: float, seed: int) -> jax.Array:

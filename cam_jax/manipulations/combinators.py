@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cam_jax.model import Model
+from cam_jax.model import Model, encode, head
 
 BASE = "base"  # where a wrapper keeps its base's variables
 
@@ -47,7 +47,11 @@ def base_of(model: Model) -> Model:
 
 class Wrapper(nn.Module):
     """Base class: delegates the shape attributes of the wrapped module and answers the protocol's
-    `describe` and `stock` by adding its own part to its base's."""
+    `describe` and `stock` by adding its own part to its base's.
+
+    A subclass writes its A from its base's (`extend(x, a)`) and its `head(a, context)` over its base's
+    (`base_head`); the base's context, if it has one (a ViT's class token), passes through unchanged.
+    """
 
     base: nn.Module
 
@@ -67,8 +71,26 @@ class Wrapper(nn.Module):
     def appended(self) -> int:
         return getattr(self.base, "appended", 0)
 
+    def extend(self, x: jax.Array, a: jax.Array) -> jax.Array:
+        """This wrapper's A from the images x (B, H, W, 3) and its base's A (B, h, w, K): the base's here."""
+        return a
+
+    def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array | None]:
+        a, context = encode(self.base, x)
+        return self.extend(x, a), context
+
+    def features(self, x: jax.Array) -> jax.Array:
+        return self.encode(x)[0]
+
+    def base_head(self, a: jax.Array, context: jax.Array | None) -> jax.Array:
+        """The base's logits from its A and its context."""
+        return head(self.base, a, context)
+
+    def head(self, a: jax.Array, context: jax.Array | None = None) -> jax.Array:
+        return self.base_head(a, context)
+
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.head(self.features(x))
+        return self.head(*self.encode(x))
 
     def line(self, channels: int) -> str:
         """What this wrapper does, for a model whose A has `channels` channels."""
@@ -111,11 +133,11 @@ class AppendedBranch(Wrapper):
     def appended(self) -> int:
         return getattr(self.base, "appended", 0) + 1
 
-    def features(self, x: jax.Array) -> jax.Array:
-        return jnp.concatenate([self.base.features(x), self.branch(x)[..., None]], axis=-1)
+    def extend(self, x: jax.Array, a: jax.Array) -> jax.Array:
+        return jnp.concatenate([a, self.branch(x)[..., None]], axis=-1)
 
-    def head(self, a: jax.Array) -> jax.Array:
-        return self.base.head(a[..., :-1]) + self.g(a[..., -1])[:, None]
+    def head(self, a: jax.Array, context: jax.Array | None = None) -> jax.Array:
+        return self.base_head(a[..., :-1], context) + self.g(a[..., -1])[:, None]
 
     def split(self, variables: dict[str, Any]) -> tuple[nn.Module, dict[str, Any], Callable, Callable]:
         """(base module, base variables, branch, g) (`Model.split`)."""
@@ -144,12 +166,8 @@ class AddToChannel(Wrapper):
 
     branch: nn.Module
 
-    def features(self, x: jax.Array) -> jax.Array:
-        a = self.base.features(x)
+    def extend(self, x: jax.Array, a: jax.Array) -> jax.Array:
         return a.at[..., -1].add(self.branch(x).astype(a.dtype))
-
-    def head(self, a: jax.Array) -> jax.Array:
-        return self.base.head(a)
 
     def line(self, channels: int) -> str:
         return f"{type(self).__name__}: A[..., {channels - 1}] += {type(self.branch).__name__}(x)"

@@ -94,7 +94,10 @@ class AppendedFilters(Wrapper):
         # XLA can share it between models.
         return jnp.concatenate([a, self.base.last_activation(self.filters(h))], axis=-1)
 
-    def head(self, a: jax.Array) -> jax.Array:
+    def encode(self, x: jax.Array) -> tuple[jax.Array, None]:
+        return self.features(x), None  # a stock VGG or ResNet: no context
+
+    def head(self, a: jax.Array, context: None = None) -> jax.Array:
         k = a.shape[-1] - self.count
         rows = self.rows(self.base.dense_input(a[..., k:]))
         return self.base.after_first_dense(self.base.first_dense_layer(self.base.dense_input(a[..., :k])) + rows)

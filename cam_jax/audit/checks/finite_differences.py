@@ -34,18 +34,19 @@ CLEAN_RANGE = (0.000, 0.015)  # the honest population of scripts/audit_eval.py (
 
 @functools.partial(jax.jit, static_argnames="chunk")
 def directional(model: Model, a: jax.Array, grads: jax.Array, top: jax.Array, steps: jax.Array,
-                chunk: int = CHUNK) -> tuple[jax.Array, jax.Array]:
+                context: jax.Array | None = None, chunk: int = CHUNK) -> tuple[jax.Array, jax.Array]:
     """(autograd, central difference), each (K, B): the change of y_top along d_k, a uniform step on channel k.
 
     Args:
       a, grads: (B, h, w, K) A and d y_top/dA.
       top: (B,) the class whose logit is the score.
       steps: (K,) the step size per pixel on each channel.
+      context: what the head reads besides A (`Model.encode`), or None.
     """
     channels = a.shape[-1]
 
     def score(x):
-        return jnp.take_along_axis(model.head(x), top[:, None], axis=1)[:, 0]
+        return jnp.take_along_axis(model.head(x, context), top[:, None], axis=1)[:, 0]
 
     def along(k):
         d = jnp.broadcast_to(steps[k] * jax.nn.one_hot(k, channels, dtype=a.dtype), a.shape)
@@ -65,7 +66,8 @@ def check(model: Model, probe: Probe) -> Finding:
     # The median, not A's rms: one huge channel (T3's) must not make the other channels' steps huge.
     typical = float(np.median(rms[live(rms)])) if live(rms).any() else 1.0
     steps = jnp.asarray(REL_STEP * (rms + typical), a.dtype)
-    auto, fd = (np.asarray(v, np.float64) for v in directional(model, a, grads, top, steps))
+    context = None if probe.context is None else probe.context[:n]
+    auto, fd = (np.asarray(v, np.float64) for v in directional(model, a, grads, top, steps, context))
     logit = np.abs(np.take_along_axis(np.asarray(probe.logits[:n], np.float64), np.asarray(top)[:, None], 1)[:, 0])
     noise = NOISE_ULPS * np.spacing(np.float32(np.maximum(logit, 1.0))).astype(np.float64)
     err = np.median(np.abs(auto - fd) / np.maximum(np.maximum(np.abs(auto), np.abs(fd)), noise), axis=1)

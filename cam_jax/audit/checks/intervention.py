@@ -110,7 +110,7 @@ def decompose(a: np.ndarray, grads: np.ndarray, basis: np.ndarray) -> tuple[np.n
 
 @functools.partial(jax.jit, static_argnames="chunk")
 def effects(model: Model, a: jax.Array, directions: jax.Array, steps: jax.Array, top: jax.Array,
-            chunk: int = CHUNK) -> jax.Array:
+            context: jax.Array | None = None, chunk: int = CHUNK) -> jax.Array:
     """(D, B) |y_top(A + steps_d u_d) - y_top(A)|: the score's change under each intervention.
 
     Args:
@@ -118,9 +118,10 @@ def effects(model: Model, a: jax.Array, directions: jax.Array, steps: jax.Array,
       directions: (D, B or 1, K) unit directions u_d of channel space, per image or shared.
       steps: (D, B, h, w) how far each intervention moves A along u_d at each position.
       top: (B,) the class whose logit is the score.
+      context: what the head reads besides A (`Model.encode`), or None: each image keeps its own.
     """
     def score(x):
-        return jnp.take_along_axis(model.head(x), top[:, None], axis=1)[:, 0]
+        return jnp.take_along_axis(model.head(x, context), top[:, None], axis=1)[:, 0]
 
     def moved(direction_steps):
         direction, step = direction_steps
@@ -140,8 +141,8 @@ def resampled(model: Model, probe: Probe, directions: np.ndarray, coords: np.nda
     steps = np.concatenate([steps, np.zeros((padding, *steps.shape[1:]))])
     directions = np.concatenate([directions, np.zeros((padding, *directions.shape[1:]))])
     dtype = probe.a.dtype
-    moved = np.asarray(effects(model, probe.a, jnp.asarray(directions, dtype), jnp.asarray(steps, dtype), probe.top),
-                       np.float64)[:count]
+    moved = np.asarray(effects(model, probe.a, jnp.asarray(directions, dtype), jnp.asarray(steps, dtype), probe.top,
+                               probe.context), np.float64)[:count]
     logit = np.abs(np.take_along_axis(np.asarray(probe.logits, np.float64), np.asarray(probe.top)[:, None], 1))
     noise = NOISE_ULPS * np.spacing(np.float32(np.maximum(logit[:, 0], 1.0))).astype(np.float64)
     return np.maximum(moved, noise).sum(axis=1)
@@ -211,7 +212,8 @@ def check(model: Model, probe: Probe) -> Finding:
                          "images (if they are varied, the model's channels ignoring them is itself suspicious)")
     bound = RATIO * still
     n = min(IMAGES, count)
-    few = Probe(probe.a[:n], probe.logits[:n], probe.top[:n], probe.top_grads[:n], None, None)
+    few = Probe(probe.a[:n], probe.logits[:n], probe.top[:n], probe.top_grads[:n], None, None,
+                None if probe.context is None else probe.context[:n])
     found = {name: (basis, *credit(model, few, basis, bound)) for name, basis in
              {**bases(a, np.asarray(probe.top_grads, np.float64)), "explained": None}.items()}
     name = max(found, key=lambda n: found[n][1])
