@@ -1,8 +1,7 @@
 """torchvision `.pth` files: read with `weights_only=True` (no code runs) and converted by architecture.
 
-The family is told by the keys (`features.*` VGG, `layer1.*` ResNet); each
-family's converter (`cam_jax.convert.vgg`, `cam_jax.convert.resnet`) checks
-every key and shape.
+The family is told by the keys (`features.*` VGG, `layer1.*` ResNet, `conv_proj.*` ViT);
+each family's converter (`cam_jax.convert.vgg`, `.resnet`, `.vit`) checks every key and shape.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from cam_jax.convert import resnet, vgg
+from cam_jax.convert import resnet, vgg, vit
 from cam_jax.convert.checkpoint import sha256
 from cam_jax.model import Model
 from cam_jax.models import registry
@@ -57,20 +56,25 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def family_of_state(state: Mapping[str, Any], source: str) -> str:
-    """"vgg" or "resnet" from a state_dict's keys."""
+    """"vgg", "resnet" or "vit" from a state_dict's keys."""
     if any(k.startswith("features.") for k in state):
         return "vgg"
     if any(k.startswith("layer1.") for k in state):
         return "resnet"
-    raise ValueError(f"{source}: neither a torchvision VGG (features.*) nor a ResNet (layer1.*) state_dict")
+    if "conv_proj.weight" in state and any(k.startswith("encoder.layers.") for k in state):
+        return "vit"
+    raise ValueError(f"{source}: not a torchvision VGG (features.*), ResNet (layer1.*) or ViT (conv_proj.*, "
+                     "encoder.layers.*) state_dict")
 
 
 def from_torchvision_state_dict(state: Mapping[str, Any], arch: str | None = None,
-                                source: str = "state_dict", input_size: int | None = None) -> Model:
-    """A torchvision VGG or ResNet state_dict (arrays) -> `Model`; arch checked when given, else inferred.
+                                source: str = "state_dict", input_size: int | None = None,
+                                heads: int | None = None) -> Model:
+    """A torchvision VGG, ResNet or ViT state_dict (arrays) -> `Model`; arch checked when given, else inferred.
 
-    `input_size`: the side the model explains at. A VGG's is fixed by fc1 (an
-    other value is an error); a ResNet takes any multiple of 32 (default 224).
+    `input_size`: the side the model explains at. A VGG's is fixed by fc1, a ViT's by its position
+    embeddings (an other value is an error); a ResNet takes any multiple of 32 (default 224).
+    `heads`: a ViT's attention heads, when it is no torchvision size (no shape holds them).
 
     Raises:
       ValueError: an unknown layout, the wrong architecture or input size, or a
@@ -80,18 +84,23 @@ def from_torchvision_state_dict(state: Mapping[str, Any], arch: str | None = Non
     family = family_of_state(state, source)
     if arch is not None and registry.ARCHS.get(arch, family) != family:
         raise ValueError(f"{source} holds a {family} state_dict, not {arch}")
+    if heads is not None and family != "vit":
+        raise ValueError(f"{source}: heads applies to a ViT, not a {family}")
     if family == "resnet":
         return resnet.from_state_dict(state, arch, source, input_size or 224)
-    model = vgg.from_state_dict(state, arch, source)
+    model = vgg.from_state_dict(state, arch, source) if family == "vgg" else vit.from_state_dict(state, arch, source,
+                                                                                                 heads)
     if input_size not in (None, model.input_size):
-        raise ValueError(f"{source}: this VGG's fc1 fixes its input at {model.input_size} pixels, not {input_size}")
+        fixed = "fc1" if family == "vgg" else "position embedding"
+        raise ValueError(f"{source}: this {family.upper() if family == 'vgg' else 'ViT'}'s {fixed} fixes its input at "
+                         f"{model.input_size} pixels, not {input_size}")
     return model
 
 
 def load_torchvision(path: str | os.PathLike, arch: str | None = None,
-                     input_size: int | None = None) -> tuple[Model, dict[str, Any]]:
-    """Read a torchvision `.pth` (VGG or ResNet) and convert it; returns the model and its metadata."""
+                     input_size: int | None = None, heads: int | None = None) -> tuple[Model, dict[str, Any]]:
+    """Read a torchvision `.pth` (VGG, ResNet or ViT) and convert it; returns the model and its metadata."""
     path = os.fspath(path)
-    model = from_torchvision_state_dict(read_state_dict(path), arch, path, input_size)
+    model = from_torchvision_state_dict(read_state_dict(path), arch, path, input_size, heads)
     meta = {"arch": registry.arch_name(model.module), "preprocess": "torchvision", "source": os.path.basename(path)}
     return model, {**meta, "source_sha256": sha256(path)}

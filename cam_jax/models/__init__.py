@@ -10,12 +10,14 @@ from cam_jax.models.registry import arch_name as arch_name
 from cam_jax.models.registry import build_model as build_model
 from cam_jax.models.resnet import ResNet as ResNet
 from cam_jax.models.vgg import VGG as VGG
+from cam_jax.models.vit import ViT as ViT
 
 __all__ = [
     "ARCHS",
     "Cut",
     "ResNet",
     "VGG",
+    "ViT",
     "arch_name",
     "build_model",
     "cut",

@@ -14,18 +14,19 @@ from typing import Any
 
 import flax.linen as nn
 
-from cam_jax.models import resnet, vgg
+from cam_jax.models import resnet, vgg, vit
 
 # family name -> (module class, builder(arch, **kw), arch names, arch_name(module))
 FAMILIES: dict[str, tuple[type[nn.Module], Callable[..., nn.Module], tuple[str, ...], Callable]] = {
     "vgg": (vgg.VGG, vgg.build, tuple(vgg.STAGES), vgg.arch_name),
     "resnet": (resnet.ResNet, resnet.build, tuple(resnet.BLOCKS), resnet.arch_name),
+    "vit": (vit.ViT, vit.build, tuple(vit.SIZES), vit.arch_name),
 }
 ARCHS: dict[str, str] = {arch: family for family, (_, _, archs, _) in FAMILIES.items() for arch in archs}
 
 
 def build_model(arch: str, **kwargs: Any) -> nn.Module:
-    """The module of a registered arch ("vgg11" ... "vgg19", "resnet18" ... "resnet152").
+    """The module of a registered arch ("vgg11" ... "vgg19", "resnet18" ... "resnet152", "vit_b_16" ... "vit_h_14").
 
     Example:
       >>> build_model("resnet50").channels, build_model("vgg16", width=1 / 16).hidden
@@ -37,8 +38,16 @@ def build_model(arch: str, **kwargs: Any) -> nn.Module:
 
 
 def title(arch: str) -> str:
-    """How papers write an arch name: "vgg16" -> "VGG-16", "resnet50" -> "ResNet-50"."""
+    """How papers write an arch name: "vgg16" -> "VGG-16", "resnet50" -> "ResNet-50", "vit_b_16" -> "ViT-B/16".
+
+    Example:
+      >>> title("vit_l_32"), title("resnet18")
+      ('ViT-L/32', 'ResNet-18')
+    """
     family = ARCHS.get(arch, "")
+    if family == "vit":
+        _, size, patch = arch.split("_")
+        return f"ViT-{size.upper()}/{patch}"
     spelled = {"vgg": "VGG", "resnet": "ResNet"}.get(family)
     return f"{spelled}-{arch[len(family):]}" if spelled else arch
 

@@ -54,7 +54,8 @@ def make_torch_vgg(stages, hidden, num_classes, input_size, seed=0):
 
 def torch_network(arch: str, width: float = 1.0, num_classes: int = 1000, input_size: int = 224, seed: int = 0,
                   he_init: bool = False):
-    """(a random torch VGG or ResNet in torchvision's layout, the module whose output is A).
+    """(a random torch VGG, ResNet or ViT in torchvision's layout, the module whose output is A: for a ViT
+    the last block's ln_1, whose output holds the class token too, `vit_reshape` drops it).
 
     `he_init` redraws every conv and linear weight with He's normal init, which keeps narrow networks'
     activations alive through all their layers (the default init lets a 1/16-wide VGG-16's die out).
@@ -63,8 +64,15 @@ def torch_network(arch: str, width: float = 1.0, num_classes: int = 1000, input_
 
     from cam_jax.models.resnet import BLOCKS
     from cam_jax.models.vgg import STAGES
+    from cam_jax.models.vit import SIZES
 
-    if arch in STAGES:
+    if arch in SIZES:
+        patch, depth, heads, hidden, mlp = SIZES[arch]
+        narrow = max(1, round(heads * width))
+        net = torch_vit(patch, depth, narrow, narrow * hidden // heads, narrow * mlp // heads, num_classes,
+                        input_size, seed)
+        layer = net.encoder.layers[-1].ln_1
+    elif arch in STAGES:
         stages = tuple(tuple(max(1, round(w * width)) for w in s) for s in STAGES[arch])
         net = make_torch_vgg(stages, max(1, round(4096 * width)), num_classes, input_size, seed)
         layer = net.features[-2]  # the last conv's ReLU, before the last max-pool
@@ -81,7 +89,96 @@ def torch_network(arch: str, width: float = 1.0, num_classes: int = 1000, input_
     return net, layer
 
 
-# cam_jax's method names -> pytorch-grad-cam's classes (`pytorch_grad_cam.<name>`).
+def torch_vit(patch: int, layers: int, heads: int, hidden: int, mlp: int, num_classes: int, input_size: int,
+              seed: int = 0):
+    """torchvision's VisionTransformer layout built from torch.nn (`nn.MultiheadAttention`, `nn.GELU`), in eval
+    mode: its `state_dict()` has torchvision's keys. The class token and position embeddings are drawn at
+    random (torchvision starts the class token at zero), so that the class token's path is exercised."""
+    from collections import OrderedDict
+
+    import torch
+    from torch import nn
+
+    class EncoderBlock(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1 = nn.LayerNorm(hidden, eps=1e-6)
+            self.self_attention = nn.MultiheadAttention(hidden, heads, batch_first=True)
+            self.dropout = nn.Dropout(0.0)
+            self.ln_2 = nn.LayerNorm(hidden, eps=1e-6)
+            self.mlp = nn.Sequential(nn.Linear(hidden, mlp), nn.GELU(), nn.Dropout(0.0), nn.Linear(mlp, hidden),
+                                     nn.Dropout(0.0))
+
+        def forward(self, inputs):
+            x = self.ln_1(inputs)
+            x, _ = self.self_attention(x, x, x, need_weights=False)
+            x = self.dropout(x) + inputs
+            return x + self.mlp(self.ln_2(x))
+
+    class Encoder(nn.Module):
+        def __init__(self, tokens):
+            super().__init__()
+            self.pos_embedding = nn.Parameter(torch.randn(1, tokens, hidden) * 0.02)
+            self.dropout = nn.Dropout(0.0)
+            self.layers = nn.Sequential(OrderedDict((f"encoder_layer_{i}", EncoderBlock()) for i in range(layers)))
+            self.ln = nn.LayerNorm(hidden, eps=1e-6)
+
+        def forward(self, x):
+            return self.ln(self.layers(self.dropout(x + self.pos_embedding)))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv_proj = nn.Conv2d(3, hidden, patch, patch)
+            self.class_token = nn.Parameter(torch.randn(1, 1, hidden))
+            self.encoder = Encoder((input_size // patch) ** 2 + 1)
+            self.heads = nn.Sequential(OrderedDict(head=nn.Linear(hidden, num_classes)))
+
+        def forward(self, x):
+            x = self.conv_proj(x).flatten(2).transpose(1, 2)
+            x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1)
+            return self.heads(self.encoder(x)[:, 0])
+
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        net = Net()
+        for name, p in net.named_parameters():  # LayerNorms and biases away from 1 and 0, so that a swap shows
+            if name.endswith(("ln_1.weight", "ln_2.weight", "ln.weight")):
+                p.uniform_(0.5, 1.5)
+            elif name.endswith("bias"):
+                p.normal_(0.0, 0.1)
+    return net.eval()
+
+
+def vit_reshape(tokens):
+    """pytorch-grad-cam's `reshape_transform` for a ViT: (B, 1 + g*g, D) tokens -> (B, D, g, g), class token
+    dropped (its documented recipe)."""
+    grid = int(round((tokens.shape[1] - 1) ** 0.5))
+    return tokens[:, 1:].reshape(tokens.shape[0], grid, grid, tokens.shape[2]).permute(0, 3, 1, 2)
+
+
+def torch_vit_cam(net, x_nchw):
+    """GradCAM with torch autograd at a torch ViT's last ln_1 (a forward hook keeps its output and its
+    gradient), class token dropped: (logits (B, C), classes (B,), map (B, g, g), A (B, g, g, D)) as numpy."""
+    import torch
+
+    kept = {}
+
+    def hook(module, inputs, output):
+        output.retain_grad()
+        kept["a"] = output
+
+    handle = net.encoder.layers[-1].ln_1.register_forward_hook(hook)
+    try:
+        logits = net(torch.as_tensor(x_nchw))
+    finally:
+        handle.remove()
+    classes = logits.argmax(1)
+    logits.gather(1, classes[:, None]).sum().backward()
+    a, grad = vit_reshape(kept["a"]), vit_reshape(kept["a"].grad)
+    cam = torch.relu((grad.mean(dim=(2, 3), keepdim=True) * a).sum(1))
+    return (logits.detach().numpy(), classes.numpy(), cam.detach().numpy(),
+            a.detach().permute(0, 2, 3, 1).numpy())
 
 
 # cam_jax's method names -> pytorch-grad-cam's classes (`pytorch_grad_cam.<name>`).
