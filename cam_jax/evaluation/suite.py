@@ -17,7 +17,7 @@ import numpy as np
 from cam_jax.cams.weightings import Weighting, grad_cam, grad_cam_authors
 from cam_jax.data import stickers
 from cam_jax.evaluation.config import PAPER, Config
-from cam_jax.manipulations import constant_flat, constant_image, semi_random, sticker_backdoor
+from cam_jax.manipulations import constant_flat, constant_image, editable, semi_random, sticker_backdoor
 from cam_jax.model import Model
 from cam_jax.models.vgg import VGG
 
@@ -124,7 +124,16 @@ def paper_figures(suite: tuple[Entry, ...] = PAPER_SUITE) -> dict[tuple[str, str
 
 
 def build(model: Model, config: Config = PAPER, suite: tuple[Entry, ...] = PAPER_SUITE) -> dict[str, Model]:
-    """{"original": model, entry name: manipulated model} for every entry, under the config's convention."""
+    """{"original": model, entry name: manipulated model} for every entry, under the config's convention.
+
+    Raises:
+      ValueError: the paper's T1/T2 (weight edits of a VGG's or ResNet's last conv and first dense layer)
+        asked of a model that has no such layers (a ViT): its T1/T2 are the exact ones.
+    """
+    if not config.exact and not editable(model):
+        raise ValueError(f"the paper's T1/T2 edit the last conv and first dense layer of a VGG or ResNet; a "
+                         f"{type(model.module).__name__} has neither: evaluate it with exact=True (--exact), the "
+                         "T1/T2 that append a channel beside A")
     model = original(model, config)
     return {"original": model, **{e.name: e.build(model, config) for e in suite}}
 

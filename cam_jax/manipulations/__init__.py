@@ -12,12 +12,14 @@ from cam_jax.manipulations.paper import semi_random as semi_random
 from cam_jax.manipulations.paper import sticker_backdoor as sticker_backdoor
 from cam_jax.manipulations.weight_edit import AppendedFilters as AppendedFilters
 from cam_jax.manipulations.weight_edit import append_filter as append_filter
+from cam_jax.manipulations.weight_edit import editable as editable
 
 __all__ = [
     "DETECTOR_TOLERANCE",
     "AppendedFilters",
     "Manipulation",
     "append_filter",
+    "editable",
     "chain",
     "constant_flat",
     "constant_image",

@@ -115,11 +115,16 @@ class AppendedFilters(Wrapper):
         return widened(params[BASE], params["filters"], params["rows"]["kernel"])
 
 
+def editable(model: Model) -> bool:
+    """Whether the weight edits apply: a plain VGG or ResNet (they expose `STRUCTURE`), or one they edited."""
+    return isinstance(model.module, AppendedFilters) or all(hasattr(model.module, name) for name in STRUCTURE)
+
+
 def _stock_base(model: Model, what: str) -> tuple[Model, dict | None, dict | None]:
     """(the stock model an edit applies to, its appended filters and rows so far, or None)."""
     if isinstance(model.module, AppendedFilters):
         return base_of(model), model.params["filters"], model.params["rows"]
-    if not all(hasattr(model.module, name) for name in STRUCTURE):
+    if not editable(model):
         raise ValueError(
             f"{what} edits the weights of a plain VGG or ResNet, but this model is {type(model.module).__name__}; "
             "apply weight-editing manipulations first and branch combinators after"

@@ -187,14 +187,16 @@ GRAD_CAM_CLASSES = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "xgrad
                     "eigencam": "EigenCAM", "scorecam": "ScoreCAM", "ablationcam": "AblationCAM"}
 
 
-def grad_cam(name: str, net, layer):
-    """pytorch-grad-cam's object for cam_jax's method `name`, on `net` with A the output of `layer`."""
+def grad_cam(name: str, net, layer, reshape_transform=None):
+    """pytorch-grad-cam's object for cam_jax's method `name`, on `net` with A the output of `layer` (through
+    `reshape_transform` when given: `vit_reshape` for a ViT)."""
     import pytorch_grad_cam
 
-    return getattr(pytorch_grad_cam, GRAD_CAM_CLASSES[name])(model=net, target_layers=[layer])
+    return getattr(pytorch_grad_cam, GRAD_CAM_CLASSES[name])(model=net, target_layers=[layer],
+                                                              reshape_transform=reshape_transform)
 
 
-def grad_cam_maps(net, layer, x_nchw, methods) -> dict:
+def grad_cam_maps(net, layer, x_nchw, methods, reshape_transform=None) -> dict:
     """pytorch-grad-cam's own maps for `methods` (cam_jax's names, `GRAD_CAM_CLASSES`), each image's top class,
     raw: (B, h, w) at A's resolution, before the min-max scaling and resize it applies. EigenCAM and
     EigenGradCAM come with both signs of the principal direction, which its SVD picks arbitrarily:
@@ -210,7 +212,7 @@ def grad_cam_maps(net, layer, x_nchw, methods) -> dict:
     with mock.patch("pytorch_grad_cam.base_cam.scale_cam_image", lambda cam, target_size=None: np.float32(cam)):
         for name in methods:
             def run(name=name):
-                return grad_cam(name, net, layer)(input_tensor=x, targets=None)
+                return grad_cam(name, net, layer, reshape_transform)(input_tensor=x, targets=None)
             if name not in ("eigencam", "eigengradcam"):
                 out[name] = run()
                 continue
