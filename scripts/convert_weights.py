@@ -1,7 +1,9 @@
-"""Convert a torchvision .pth (VGG or ResNet) or Keras .h5 (VGG) weight file to cam_jax's .npz format.
+"""Convert a torchvision .pth (VGG, ResNet or ViT) or Keras .h5 (VGG) weight file to cam_jax's .npz format.
 
     python scripts/convert_weights.py vgg16-397923af.pth --out weights/vgg16.npz
     python scripts/convert_weights.py resnet50-0676ba61.pth --out weights/resnet50.npz --arch resnet50
+    python scripts/convert_weights.py vit_b_16-c867db91.pth --out weights/vit_b_16.npz
+    python scripts/convert_weights.py my_vit.pth --out my_vit.npz --heads 6   # a ViT of no torchvision size
 """
 
 from __future__ import annotations
@@ -24,20 +26,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", default=None, metavar="|".join(sorted(ARCHS)),
                         help="checked against the file; inferred if omitted")
     parser.add_argument("--format", choices=("torchvision", "keras"), default=None, help="default: by extension")
+    parser.add_argument("--heads", type=int, default=None,
+                        help="a ViT's attention heads, when it is no torchvision size (no weight's shape holds them)")
     args = parser.parse_args(argv)
     if os.path.exists(args.out) and os.path.exists(args.src) and os.path.samefile(args.src, args.out):
         print(f"error: --out {args.out} is the source file: it would be written over", file=sys.stderr)
         return 2
     fmt = args.format or ("keras" if args.src.endswith((".h5", ".hdf5", ".keras")) else "torchvision")
-    load = convert.load_keras if fmt == "keras" else convert.load_torchvision
+    if args.heads is not None and fmt == "keras":
+        print("error: --heads applies to a torchvision ViT", file=sys.stderr)
+        return 2
     try:
-        model, meta = load(args.src, args.arch)
+        if fmt == "keras":
+            model, meta = convert.load_keras(args.src, args.arch)
+        else:
+            model, meta = convert.load_torchvision(args.src, args.arch, heads=args.heads)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     checkpoint.save(args.out, model, **meta)
     n = sum(x.size for x in jax.tree.leaves(model.params))
-    print(f"{meta['arch']}: {n:,} parameters, {meta['preprocess']} preprocessing -> {args.out}")
+    print(f"{meta['arch'] or type(model.module).__name__}: {n:,} parameters, {meta['preprocess']} preprocessing -> {args.out}")
     return 0
 
 

@@ -283,3 +283,18 @@ def test_imagenet_from_a_tiny_val_tar(tmp_path, capsys):
     code, err = eval_here(["--arch", "resnet18", "--weights", pth, "--data-dir", data_dir, "--out", tmp_path / "x"],
                           capsys)
     assert code == 2 and "holds resnet50 with 1000 classes, not ImageNet ResNet-18" in err
+    # A ViT-B/16 (narrow, random) as a cam_jax file: the paper's T1/T2 are refused (no conv to edit), the exact
+    # ones run, and keep every logit bit for bit.
+    from cam_jax.convert import checkpoint
+    from cam_jax.testing import random_model
+
+    vit = random_model("vit_b_16", 0, num_classes=1000, width=1 / 12, layers=12)
+    checkpoint.save(tmp_path / "vit.npz", vit)
+    argv = ["--arch", "vit_b_16", "--weights", tmp_path / "vit.npz", "--data-dir", data_dir, "--limit", 2,
+            "--batch-size", 2]
+    code, err = eval_here([*argv, "--out", tmp_path / "v0"], capsys)
+    assert code == 2 and "exact=True (--exact)" in err
+    code, err = eval_here([*argv, "--exact", "--out", tmp_path / "vit"], capsys)
+    assert code == 0, err
+    rows = {(r["model"], r["data"]): r for r in json.loads((tmp_path / "vit" / "results.json").read_text())["rows"]}
+    assert rows[("T1", "clean")]["dy_inf_max"] == 0 and rows[("T3", "clean")]["dy_inf_max"] <= 0.01

@@ -194,3 +194,46 @@ def test_full_vit_b_16_matches_torch(tmp_path):
     np.testing.assert_allclose(np.asarray(expl.logits), ref_logits, atol=1e-4 * np.abs(ref_logits).max())
     np.testing.assert_array_equal(np.asarray(expl.classes), ref_classes)
     np.testing.assert_allclose(np.asarray(expl.cam), ref_cam, atol=1e-4 * ref_cam.max())
+
+
+def test_a_flax_token_network_cut_at_ln_1_is_the_vit(vit):
+    """`cut(..., tokens=1)` on a plain flax ViT (every block on every token, no features/head split) with the
+    ViT's parameters: the same A, logits and GradCAM as the ViT module, whose head runs the last block for
+    the class token alone."""
+    import flax.linen as nn
+
+    from cam_jax.models import cut
+    from cam_jax.models.conv import Conv
+    from cam_jax.models.dense import Dense
+    from cam_jax.models.vit import EncoderBlock, layer_norm
+
+    model, x = vit
+    m = model.module
+
+    class TokenNet(nn.Module):
+        def setup(self):
+            self.conv_proj = Conv(m.hidden, (m.patch, m.patch), (m.patch, m.patch), padding="VALID")
+            self.class_token = self.param("class_token", nn.initializers.zeros, (1, 1, m.hidden))
+            self.pos_embedding = self.param("pos_embedding", nn.initializers.zeros, (1, m.cam_size**2 + 1, m.hidden))
+            self.blocks = [EncoderBlock(m.hidden, m.heads, m.mlp, name=f"encoder_layer_{i}") for i in range(m.layers)]
+            self.ln = layer_norm()
+            self.head = Dense(m.num_classes)
+
+        def __call__(self, x):
+            p = self.conv_proj(x)
+            t = jnp.concatenate([jnp.broadcast_to(self.class_token, (x.shape[0], 1, m.hidden)),
+                                 p.reshape(x.shape[0], -1, m.hidden)], axis=1) + self.pos_embedding
+            for block in self.blocks:
+                t = block(t)
+            return self.head(self.ln(t)[:, 0])
+
+    with pytest.raises(ValueError, match="cut with tokens="):  # tokens, not a feature map
+        cut(TokenNet(), {"params": model.params}, f"encoder_layer_{m.layers - 1}/ln_1", input_size=64)
+    with pytest.raises(ValueError, match=r"must return \(B, 2 \+ g\*g, D\) tokens"):
+        cut(TokenNet(), {"params": model.params}, f"encoder_layer_{m.layers - 1}/ln_1", input_size=64, tokens=2)
+    token = cut(TokenNet(), {"params": model.params}, f"encoder_layer_{m.layers - 1}/ln_1", input_size=64, tokens=1)
+    assert token.cam_size == 4
+    np.testing.assert_allclose(np.asarray(token.features(x)), np.asarray(model.features(x)), atol=1e-5)
+    ours, theirs = gradcam(token, x), gradcam(model, x)
+    np.testing.assert_allclose(np.asarray(ours.logits), np.asarray(theirs.logits), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(ours.cam), np.asarray(theirs.cam), atol=1e-5 * float(theirs.cam.max()))

@@ -4,7 +4,8 @@ The patch embedding's conv OIHW -> HWIO, every linear weight [out, in] -> [in, o
 attention projection `in_proj_weight` as one kernel), LayerNorm weight -> scale. The config is read
 from the shapes: width and patch from `conv_proj.weight`, depth from the keys, grid from
 `encoder.pos_embedding`. The number of attention heads is in no shape: a torchvision size's, else
-`heads`. Older files name the MLP's layers `linear_1`/`linear_2`, as torchvision's loader still accepts.
+`heads`. An arch name holds for any width (as a ResNet's): patch and depth tell the sizes apart.
+Older files name the MLP's layers `linear_1`/`linear_2`, as torchvision's loader still accepts.
 """
 
 from __future__ import annotations
@@ -62,14 +63,12 @@ def infer_module(state: Mapping[str, Any], arch: str | None, source: str, heads:
     hidden, patch, mlp = int(conv[0]), int(conv[2]), int(state[f"{PREFIX}0.mlp.0.weight"].shape[0])
     if arch is not None and arch not in SIZES:
         raise ValueError(f"unknown arch {arch!r}; choose one of {sorted(SIZES)}")
-    shape = (patch, depth, hidden, mlp)
-    known = {size[:2] + size[3:]: (arch, size[2]) for arch, size in SIZES.items()}  # shape -> (arch, heads)
-    if arch is not None and SIZES[arch][:2] + SIZES[arch][3:] != shape:
-        found = known.get(shape, (None,))[0]
-        raise ValueError(f"{source} has patch {patch}, {depth} layers, width {hidden} and MLP {mlp}, which is not "
-                         f"{arch}{f' (it looks like {found})' if found else ''}")
-    if heads is None:
-        heads = known.get(shape, (None, None))[1]
+    if arch is not None and SIZES[arch][:2] != (patch, depth):
+        found = next((a for a, size in SIZES.items() if size[:2] == (patch, depth)), None)
+        raise ValueError(f"{source} has patch {patch} and {depth} layers, which is not {arch}"
+                         f"{f' (it looks like {found})' if found else ''}")
+    if heads is None:  # a torchvision size's, when the file is one
+        heads = next((size[2] for size in SIZES.values() if size[:2] + size[3:] == (patch, depth, hidden, mlp)), None)
     if heads is None:
         raise ValueError(f"{source}: a ViT of width {hidden}, patch {patch}, {depth} layers is no torchvision size, "
                          "and the number of attention heads is in no shape: pass heads")

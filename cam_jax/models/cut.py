@@ -10,11 +10,20 @@ does), the layer chosen by name like captum's `LayerGradCam(forward, layer)`.
 `cut` checks the split on a random probe: if the layers after the cut read
 anything computed before it other than the cut's output (a skip connection
 around it), `head(features(x))` would differ from the network and it refuses.
+
+A token network (a ViT) is cut with `tokens=n`: the layer returns (B, n + g*g, D)
+tokens, the first n (a class token) are dropped and the rest make A as a (g, g)
+grid (pytorch-grad-cam's `reshape_transform`). Its head reads more than A (the
+class token, the residual stream around the layer), so it takes the images as
+its context (`Model.encode`): it runs the network on them with the layer's
+patch tokens replaced by A. Under one `jit` with `encode`, XLA computes the
+layers before the cut once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -37,6 +46,8 @@ class Cut(nn.Module):
       num_classes, cam_size: the logits' width and A's side (filled in by `cut`).
       call_kwargs: keyword arguments of the network's `__call__`, as sorted pairs
         (e.g. (("train", False),)).
+      tokens: -1 for a layer returning a feature map (B, h, w, K); n >= 0 for one returning tokens
+        (B, n + g*g, D), of which the first n are left out of A.
     """
 
     network: nn.Module
@@ -45,9 +56,12 @@ class Cut(nn.Module):
     num_classes: int = 0
     cam_size: int = 0
     call_kwargs: tuple[tuple[str, Any], ...] = ()
+    tokens: int = -1
 
-    def _run(self, x: jax.Array, replacement: jax.Array | None = None) -> tuple[jax.Array, list, list]:
-        """Logits, the outputs the cut layer produced (or was replaced by), and every layer path seen."""
+    def _run(self, x: jax.Array, replace: Callable[[Callable], jax.Array] | None = None
+             ) -> tuple[jax.Array, list, list]:
+        """Logits, the outputs the cut layer produced (or was replaced by: `replace(compute)`, given the
+        layer's own computation), and every layer path seen."""
         target = tuple(self.layer.split("/"))
         own = len(self.path) + 1  # this wrapper's place (under combinators too) and its "network"
         captured, seen = [], []
@@ -59,7 +73,7 @@ class Cut(nn.Module):
             seen.append("/".join(path))
             if path != target:
                 return next_fun(*args, **kwargs)
-            out = next_fun(*args, **kwargs) if replacement is None else replacement
+            out = next_fun(*args, **kwargs) if replace is None else replace(lambda: next_fun(*args, **kwargs))
             captured.append(out)
             return out
 
@@ -73,28 +87,53 @@ class Cut(nn.Module):
             raise ValueError(f"the network has no layer {self.layer!r}; its layers: {layers}")
         if len(captured) > 1:
             raise ValueError(f"layer {self.layer!r} is called {len(captured)} times; cut at a layer called once")
-        if not isinstance(captured[0], jax.Array) or captured[0].ndim != 4:
-            raise ValueError(f"layer {self.layer!r} must return one (B, h, w, K) array to be cut at")
-        return captured[0]
+        out = captured[0]
+        if self.tokens < 0:
+            if not isinstance(out, jax.Array) or out.ndim != 4:
+                raise ValueError(f"layer {self.layer!r} must return one (B, h, w, K) array to be cut at (tokens "
+                                 "(B, T, D)? cut with tokens=)")
+            return out
+        grid = math.isqrt(max(out.shape[1] - self.tokens, 0)) if isinstance(out, jax.Array) and out.ndim == 3 else 0
+        if not grid or grid * grid != out.shape[1] - self.tokens:
+            shape = getattr(out, "shape", type(out).__name__)
+            raise ValueError(f"layer {self.layer!r} must return (B, {self.tokens} + g*g, D) tokens to be cut at with "
+                             f"tokens={self.tokens}, got {shape}")
+        return out[:, self.tokens:].reshape(out.shape[0], grid, grid, out.shape[2])
+
+    def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array | None]:
+        """(B, H, W, 3) normalised images -> (A (B, h, w, K), the images for a token network's head, else None)."""
+        _, captured, seen = self._run(x)
+        return self._only(captured, seen), (x if self.tokens >= 0 else None)
 
     def features(self, x: jax.Array) -> jax.Array:
         """(B, H, W, 3) normalised images -> A, the cut layer's output (B, h, w, K)."""
-        _, captured, seen = self._run(x)
-        return self._only(captured, seen)
+        return self.encode(x)[0]
 
-    def head(self, a: jax.Array) -> jax.Array:
-        """A -> logits (B, num_classes): the network after the cut layer."""
-        blank = jnp.zeros((a.shape[0], self.input_size, self.input_size, 3), a.dtype)
-        logits, captured, seen = self._run(blank, a)
+    def head(self, a: jax.Array, context: jax.Array | None = None) -> jax.Array:
+        """A -> logits (B, num_classes): the network after the cut layer (for a token network, on the images
+        `context` with the layer's patch tokens replaced by A)."""
+        if self.tokens < 0:
+            blank = jnp.zeros((a.shape[0], self.input_size, self.input_size, 3), a.dtype)
+            logits, captured, seen = self._run(blank, lambda compute: a)
+        else:
+            if context is None:
+                raise ValueError("a token network's head reads the images besides A: pass the context Model.encode "
+                                 "returns")
+
+            def replace(compute):
+                out = compute()
+                return jnp.concatenate([out[:, :self.tokens], a.reshape(a.shape[0], -1, a.shape[-1])], axis=1)
+
+            logits, captured, seen = self._run(context, replace)
         self._only(captured, seen)
         return logits
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.head(self.features(x))
+        return self.head(*self.encode(x))
 
 
 def cut(network: nn.Module, variables: dict, layer: str, *, input_size: int, seed: int = 0,
-        preprocess: str = "torchvision", **call_kwargs: Any) -> Model:
+        preprocess: str = "torchvision", tokens: int | None = None, **call_kwargs: Any) -> Model:
     """Wrap a flax network and its variables as a `Model` whose A is the output of `layer`.
 
     Args:
@@ -104,6 +143,8 @@ def cut(network: nn.Module, variables: dict, layer: str, *, input_size: int, see
       input_size: side of the square input.
       seed: of the random probe that checks the split.
       preprocess: how the network expects images normalised (`Model.preprocess`).
+      tokens: for a token network (a ViT), how many tokens lead the layer's output before the g*g
+        patch tokens (1 for a class token); A is the patch tokens as a (g, g) grid.
       **call_kwargs: passed to the network's `__call__` (e.g. train=False).
 
     Raises:
@@ -131,8 +172,11 @@ def cut(network: nn.Module, variables: dict, layer: str, *, input_size: int, see
     variables = dict(variables)
     if "params" not in variables:
         raise ValueError("variables must be what network.init returns: a dict with 'params'")
+    if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0):
+        raise ValueError(f"tokens must be the number of tokens before the patch tokens (0 or more), got {tokens!r}")
     wrapped = {name: {"network": value} for name, value in variables.items()}
-    probe = Cut(network, layer, input_size, call_kwargs=tuple(sorted(call_kwargs.items())))
+    probe = Cut(network, layer, input_size, call_kwargs=tuple(sorted(call_kwargs.items())),
+                tokens=-1 if tokens is None else tokens)
     x = jax.random.normal(jax.random.key(seed), (2, input_size, input_size, 3))
     a = jax.eval_shape(lambda v, x: probe.apply(v, x, method="features"), wrapped, x)
     logits = jax.eval_shape(lambda v, x: probe.network.apply(variables, x, **call_kwargs), variables, x)
@@ -140,7 +184,7 @@ def cut(network: nn.Module, variables: dict, layer: str, *, input_size: int, see
         raise ValueError(f"expected a square (B, h, h, K) map and (B, C) logits, got {a.shape} and {logits.shape}")
     module = probe.clone(num_classes=logits.shape[1], cam_size=a.shape[1])
     model = Model(module, wrapped.pop("params"), wrapped, preprocess)
-    split = jax.jit(lambda m, x: m.head(m.features(x)))(model, x)
+    split = jax.jit(lambda m, x: m.head(*m.encode(x)))(model, x)
     whole = jax.jit(lambda x: network.apply(variables, x, **call_kwargs))(x)
     if not np.allclose(np.asarray(split), np.asarray(whole), rtol=1e-4, atol=1e-5 * float(np.abs(whole).max() + 1)):
         raise ValueError(f"the layers after {layer!r} also read values computed before it (a skip connection "

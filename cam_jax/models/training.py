@@ -1,4 +1,4 @@
-"""Training a classifier (VGG or ResNet, with batch norm) with optax on batches from a stream.
+"""Training a classifier (VGG or ResNet with batch norm, or a ViT) with optax on batches from a stream.
 
 The bundled default model and the audit's population of honest models are trained here, on
 batches from `cam_jax.data.shapes.training_batches`.
@@ -25,13 +25,18 @@ Step = Callable[[State, optax.OptState, jax.Array, jax.Array], tuple[State, opta
 
 def make_step(module: nn.Module, optimizer: optax.GradientTransformation) -> Step:
     """Jitted ((params, batch_stats), opt_state, x (B, H, W, 3), labels (B,))
-    -> ((params, batch_stats), opt_state, loss, accuracy), batch norm in training mode."""
+    -> ((params, batch_stats), opt_state, loss, accuracy), batch norm in training mode (a module without
+    batch norm, a ViT, has empty batch_stats)."""
 
     def loss_fn(params, stats, x, labels):
-        variables = {"params": params, "batch_stats": stats}
-        logits, updated = module.apply(variables, x, method=_train_forward, mutable=["batch_stats"])
+        if not stats:
+            logits, stats = module.apply({"params": params}, x), stats
+        else:
+            logits, updated = module.apply({"params": params, "batch_stats": stats}, x, method=_train_forward,
+                                           mutable=["batch_stats"])
+            stats = updated["batch_stats"]
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-        return loss, (updated["batch_stats"], (logits.argmax(-1) == labels).mean())
+        return loss, (stats, (logits.argmax(-1) == labels).mean())
 
     @jax.jit
     def step(state, opt_state, x, labels):
@@ -57,8 +62,8 @@ def fit(
     on_step: Callable[[int, float, float], None] | None = None,
     warm_start: Model | None = None,
 ) -> Model:
-    """Train `module` (any architecture with a `batch_norm` field) with batch norm, fold it,
-    and return the plain `Model`.
+    """Train `module` and return the plain `Model`: an architecture with a `batch_norm` field (VGG, ResNet)
+    with batch norm, then folded; one without (a ViT, whose LayerNorms train as they are) as it is.
 
     Adam with linear warm-up and cosine decay over `steps`. A plain 16-layer VGG
     this narrow does not leave chance level from scratch, so training uses `batch_norm=True` and
@@ -71,14 +76,15 @@ def fit(
         fc1, which depends on the input size) is drawn fresh. The folded convs
         start with unit batch-norm statistics.
     """
-    module = module.clone(batch_norm=True)
+    norms = hasattr(module, "batch_norm")
+    module = module.clone(batch_norm=True) if norms else module
     schedule = optax.warmup_cosine_decay_schedule(0.0, learning_rate, max(1, steps // 20), steps)
     optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
     params = init_params(module, seed)
     if warm_start is not None:
-        params = _warm(params, warm_start.params, {norm for _, norm in module.norm_pairs()})
+        params = _warm(params, warm_start.params, {norm for _, norm in module.norm_pairs()} if norms else set())
     x0 = jnp.zeros((1, module.input_size, module.input_size, 3))
-    stats = jax.eval_shape(module.init, jax.random.key(0), x0)["batch_stats"]
+    stats = jax.eval_shape(module.init, jax.random.key(0), x0).get("batch_stats", {})
     stats = jax.tree_util.tree_map_with_path(
         lambda path, s: (jnp.ones if path[-1].key == "var" else jnp.zeros)(s.shape, s.dtype), stats
     )
@@ -88,6 +94,8 @@ def fit(
         state, opt_state, loss, acc = step(state, opt_state, jnp.asarray(x), jnp.asarray(labels))
         if on_step is not None:
             on_step(k, float(loss), float(acc))
+    if not norms:
+        return Model(module, state[0])
     plain, params = fold_batch_norm(module, {"params": state[0], "batch_stats": state[1]})
     return Model(plain, params)
 

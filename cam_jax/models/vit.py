@@ -204,6 +204,7 @@ def build(arch: str = "vit_b_16", *, num_classes: int = 1000, input_size: int = 
 
 
 def arch_name(module: ViT) -> str | None:
-    """"vit_b_16" ... from the patch size, depth and width (any number of classes), None if none fits."""
-    found = (module.patch, module.layers, module.heads, module.hidden, module.mlp)
-    return next((arch for arch, size in SIZES.items() if size == found), None)
+    """"vit_b_16" ... from the patch size and depth, which tell torchvision's sizes apart (any width, as a
+    ResNet's name holds for any width), None if none fits."""
+    found = (module.patch, module.layers)
+    return next((arch for arch, size in SIZES.items() if size[:2] == found), None)
