@@ -1,6 +1,7 @@
 """Our CAMs against pytorch-grad-cam itself, on a random torch network converted to cam_jax.
 
     python scripts/check_grad_cam.py [--arch vgg16|resnet18|vit_b_16|...] [--width 0.0625] [--input-size 64]
+    python scripts/check_grad_cam.py --arch vit_b_16 --torchvision   # torchvision's own ViT-B/16, full size
 
 Run it with a Python whose environment has pytorch-grad-cam and cam_jax (pytorch-grad-cam imports
 torchvision, which does not install beside the CPU torch the tests use: the README's benchmark
@@ -46,6 +47,21 @@ def differences(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
         return np.where(scale > 0, np.abs(ours[None] - theirs).max(axis=(2, 3)) / scale, np.nan).min(axis=0)
 
 
+def torchvision_network(arch: str, num_classes: int, seed: int):
+    """(torchvision's own `arch` with random weights in eval mode, the module whose output is A). A ViT's
+    classifier and class token start at zero in torchvision: redrawn, or every map would be zero."""
+    import torchvision
+
+    torch.manual_seed(seed)
+    net = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes).eval()
+    if arch in SIZES:
+        with torch.no_grad():
+            net.heads.head.weight.normal_(0.0, 0.02)
+            net.class_token.normal_()
+        return net, net.encoder.layers[-1].ln_1
+    return net, net.features[-2] if arch in STAGES else net.layer4[-1]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="vgg16", choices=sorted([*STAGES, *BLOCKS, *SIZES]))
@@ -55,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--tolerance", type=float, default=1e-4, help="of the reference map's maximum")
+    parser.add_argument("--method", action="append", choices=METHODS, help="(repeatable) default: all")
+    parser.add_argument("--torchvision", action="store_true",
+                        help="torchvision's own model of --arch, full size at 224 (random weights; needs torchvision), "
+                             "instead of cam_jax.testing's torch.nn restatement of its layout")
     args = parser.parse_args(argv)
     if importlib.util.find_spec("pytorch_grad_cam") is None:
         print("check_grad_cam.py: pytorch-grad-cam is not installed in this Python (pip install grad-cam, "
@@ -62,21 +82,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     vit = args.arch in SIZES
     # He's init keeps narrow CNNs alive; a ViT's LayerNorms do that, and under it GradCAM's map is all zero
-    net, layer = torch_network(args.arch, args.width, args.num_classes, args.input_size, args.seed, he_init=not vit)
+    if args.torchvision:
+        net, layer = torchvision_network(args.arch, args.num_classes, args.seed)
+        args.input_size = 224
+    else:
+        net, layer = torch_network(args.arch, args.width, args.num_classes, args.input_size, args.seed,
+                                   he_init=not vit)
     x = np.random.default_rng(args.seed).normal(size=(args.batch_size, 3, args.input_size, args.input_size))
     x = x.astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "net.pth")
         torch.save(net.state_dict(), path)
-        if vit:  # a narrowed ViT is no torchvision size: its heads are in no shape
+        if vit and not args.torchvision:  # a narrowed ViT is no torchvision size: its heads are in no shape
             model, _ = convert.load_torchvision(path, heads=net.encoder.layers[0].self_attention.num_heads)
         else:
             model, _ = convert.load_torchvision(path, arch=args.arch, input_size=args.input_size)
-    methods = tuple(m for m in METHODS if not (vit and m == "ablationcam"))
-    ours = explain_many(model, x.transpose(0, 2, 3, 1), methods, batch_images=16)
+    methods = tuple(m for m in (args.method or METHODS) if not (vit and m == "ablationcam"))
+    batched = {"batch_images": 16} if {"scorecam", "ablationcam"} & set(methods) else {}
+    ours = explain_many(model, x.transpose(0, 2, 3, 1), methods, **batched)
     theirs = grad_cam_maps(net, layer, x, methods, vit_reshape if vit else None)
     worst = 0.0
-    print(f"{args.arch} width {args.width:g} at {args.input_size}, {args.batch_size} images: "
+    which = "torchvision's own" if args.torchvision else f"width {args.width:g}"
+    print(f"{args.arch} {which} at {args.input_size}, {args.batch_size} images: "
           "max |ours - pytorch-grad-cam| / max |pytorch-grad-cam| per image")
     void = []
     for name in methods:

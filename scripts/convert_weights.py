@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     checkpoint.save(args.out, model, **meta)
     n = sum(x.size for x in jax.tree.leaves(model.params))
-    print(f"{meta['arch'] or type(model.module).__name__}: {n:,} parameters, {meta['preprocess']} preprocessing -> {args.out}")
+    name = meta["arch"] or type(model.module).__name__
+    print(f"{name}: {n:,} parameters, {meta['preprocess']} preprocessing -> {args.out}")
     return 0
 
 
