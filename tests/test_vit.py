@@ -237,3 +237,18 @@ def test_a_flax_token_network_cut_at_ln_1_is_the_vit(vit):
     ours, theirs = gradcam(token, x), gradcam(model, x)
     np.testing.assert_allclose(np.asarray(ours.logits), np.asarray(theirs.logits), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(ours.cam), np.asarray(theirs.cam), atol=1e-5 * float(theirs.cam.max()))
+
+
+def test_the_audit_on_a_vit(vit):
+    """The audit reads a ViT's A and holds its class token: a random ViT is clean, the exact T1 and T3 on it
+    are flagged by their channel (the appended one, A's last)."""
+    from cam_jax.audit import audit_model
+    from cam_jax.evaluation.population import audit_images
+
+    model, _ = vit
+    x = audit_images(model, 8)
+    assert not audit_model(model, x).manipulated
+    for attacked in (manipulate.constant_flat(model, exact=True), manipulate.semi_random(model)):
+        report = audit_model(attacked, x)
+        assert report.manipulated and report.checks["intervention"].score > 0.9
+        assert report.channels == (model.module.hidden,)

@@ -11,11 +11,14 @@ import numpy as np
 
 from cam_jax.audit.verdict import audit_model
 from cam_jax.evaluation.population import map_change
-from cam_jax.manipulations import adaptive, paper
+from cam_jax.manipulations import adaptive, editable, paper
 from cam_jax.model import Model
 
 ATTACKS: dict[str, Callable[[Model], Model]] = {
-    "T1": paper.constant_flat, "T2": paper.constant_image, "T3": paper.semi_random,
+    # the paper's weight edits where there are weights to edit, the exact T1/T2 on a ViT
+    "T1": lambda m: paper.constant_flat(m, exact=not editable(m)),
+    "T2": lambda m: paper.constant_image(m, exact=not editable(m)),
+    "T3": paper.semi_random,
     "T4 (no sticker)": paper.sticker_backdoor, **adaptive.ATTACKS,
 }
 
