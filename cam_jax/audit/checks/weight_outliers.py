@@ -31,13 +31,15 @@ CLEAN_RANGE = (0.449, 1.169)  # the honest population of scripts/audit_eval.py (
 def groups(params: dict) -> Iterator[tuple[str, str, np.ndarray]]:
     """(parameter path, what an entry is, values): conv filters' and dense rows' norms, and biases."""
     for path, leaf in traverse_util.flatten_dict(jax.device_get(params), sep="/").items():
-        value = np.asarray(leaf, np.float64)
+        value = np.asarray(leaf)
+        # Sums of squares accumulated in float64 from the stored values: no float64 copy of VGG's 411 MB fc1
+        # (that copy made this check as slow as a forward).
         if path.endswith("kernel") and value.ndim == 4:
-            yield path, "filter", np.sqrt((value**2).sum(axis=(0, 1, 2)))
+            yield path, "filter", np.sqrt(np.einsum("ijkl,ijkl->l", value, value, dtype=np.float64))
         elif path.endswith("kernel") and value.ndim == 2:
-            yield path, "input row", np.sqrt((value**2).sum(axis=1))
+            yield path, "input row", np.sqrt(np.einsum("ij,ij->i", value, value, dtype=np.float64))
         elif path.endswith("bias") and value.ndim == 1:
-            yield path, "entry", value
+            yield path, "entry", value.astype(np.float64)
 
 
 def robust_z(values: np.ndarray) -> np.ndarray:
