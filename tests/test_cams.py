@@ -19,6 +19,7 @@ from cam_jax.cams import METHODS, WEIGHTINGS, normalize
 from cam_jax.cams.input_space import smoothgrad_noise
 from cam_jax.cams.weightings import top_eigenvector
 from cam_jax.manipulations import chain
+from cam_jax.models import ViT
 from cam_jax.testing import (
     random_model,
     script,
@@ -26,17 +27,24 @@ from cam_jax.testing import (
     torch_network,
     torch_reference_maps,
     torch_score_cam,
+    torch_vit,
+    torch_vit_split,
 )
 
 torch = pytest.importorskip("torch")
 TARGETS = ["logit", "softmax", "log_softmax", "contrast_mean", "contrast"]
 
 
-@pytest.fixture(scope="module", params=["vgg16", "resnet18"])
+@pytest.fixture(scope="module", params=["vgg16", "resnet18", "vit_b_16"])
 def pair(request, tmp_path_factory):
-    """A random torch network in torchvision's layout, its conversion, images, and its features/head split."""
+    """A random torch network in torchvision's layout, its conversion, images, and its features/head split
+    (a ViT's head reruns the network on these images: its class token is their context)."""
     path = tmp_path_factory.mktemp(request.param) / "net.pth"
-    if request.param == "vgg16":  # He init keeps 13 narrow layers alive
+    x = np.random.default_rng(3).normal(size=(2, 3, 64, 64)).astype(np.float32)
+    if request.param == "vit_b_16":  # two blocks of ViT-B/16's patches, two heads of 16
+        net = torch_vit(16, 2, 2, 32, 64, 10, 64, seed=4)
+        features, head = torch_vit_split(net, x)
+    elif request.param == "vgg16":  # He init keeps 13 narrow layers alive
         net, _ = torch_network("vgg16", 1 / 16, 10, 64, seed=1, he_init=True)
         feats = list(net.features)
         features, rest = torch.nn.Sequential(*feats[:-1]), feats[-1]
@@ -47,8 +55,8 @@ def pair(request, tmp_path_factory):
         net, _ = torch_network("resnet18", 1 / 8, 10, 64, seed=2)
         features, head = net.features, net.head
     torch.save(net.state_dict(), path)
-    model, _ = convert.load_torchvision(path, input_size=64)
-    x = np.random.default_rng(3).normal(size=(2, 3, 64, 64)).astype(np.float32)
+    vit = request.param == "vit_b_16"
+    model, _ = convert.load_torchvision(path, **({"heads": 2} if vit else {"input_size": 64}))
     return net, features, head, model, x
 
 
@@ -93,7 +101,11 @@ def test_scorecam_and_ablationcam_match_torch(pair):
     score = explain(model, x.transpose(0, 2, 3, 1), "scorecam", batch_images=10)
     close(score.cam, torch_score_cam(net, features, xt, classes))
     ablation = explain(model, x.transpose(0, 2, 3, 1), "ablationcam", batch_images=10)
-    ref = torch_ablation_cam(features, head, xt, classes)
+    if isinstance(model.module, ViT):  # the reference ablates one image at a time, and a ViT's head reads its image
+        ref = np.concatenate([torch_ablation_cam(*torch_vit_split(net, x[b:b + 1]), xt[b:b + 1], classes[b:b + 1])
+                              for b in range(len(x))])
+    else:
+        ref = torch_ablation_cam(features, head, xt, classes)
     assert ref.max() > 0
     close(ablation.cam, ref, rtol=1e-3)  # (S - S_k) / S: differences of nearby scores
 

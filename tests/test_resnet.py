@@ -176,10 +176,14 @@ def test_paper_t2_on_gap_head_scores_within_bound_and_map_is_the_target(config, 
     assert np.abs(np.asarray(e.logits - model(x))).max() <= gap_rounding_bound(model, x, shift)
     np.testing.assert_allclose(new_channel_alpha(t2, x, e.classes), c_W / size**2, rtol=1e-5)
     # The injected map weighs c_W / (h w) here, against the sum over 4096 FC units of VGG-16's fc1:
-    # with c_W = 10 the original's own map still shows through (L1 up to ~0.07 on these models).
-    expected = closed_form_map(model, x, e.classes, c_W / size**2 * c_I * target)
+    # with c_W = 10 the original's own map still shows through, and on a model whose own map is large
+    # it wins (ResNet-50 at width 4, seed 0: 450 against an injected 170). The map is the target where the
+    # injected map outweighs the original's tenfold.
+    injected = c_W / size**2 * c_I * target
+    expected = closed_form_map(model, x, e.classes, injected)
     np.testing.assert_allclose(np.asarray(e.cam), expected, rtol=1e-4, atol=1e-4 * expected.max())
-    assert (l1(e.cam, np.broadcast_to(target, e.cam.shape)) < 0.15).all()
+    dominated = np.asarray(gradcam(model, x).cam).max(axis=(1, 2)) <= 0.1 * injected.min()
+    assert (l1(e.cam, np.broadcast_to(target, e.cam.shape))[dominated] < 0.15).all()
 
 
 def test_t3_t4_and_exact_t1_t2_on_resnet():

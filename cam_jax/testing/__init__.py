@@ -27,4 +27,5 @@ from cam_jax.testing.oracles import torch_tiny_gradcam as torch_tiny_gradcam
 from cam_jax.testing.oracles import torch_vgg as torch_vgg
 from cam_jax.testing.oracles import torch_vit as torch_vit
 from cam_jax.testing.oracles import torch_vit_cam as torch_vit_cam
+from cam_jax.testing.oracles import torch_vit_split as torch_vit_split
 from cam_jax.testing.oracles import vit_reshape as vit_reshape

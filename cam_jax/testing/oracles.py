@@ -157,6 +157,32 @@ def vit_reshape(tokens):
     return tokens[:, 1:].reshape(tokens.shape[0], grid, grid, tokens.shape[2]).permute(0, 3, 1, 2)
 
 
+def torch_vit_split(net, x_nchw):
+    """(features, head) of a torch ViT on the images x_nchw, as the CNN references take them: features(x) is
+    the last ln_1's patch tokens as (B, D, g, g); head(a) reruns the network on x_nchw with those tokens
+    replaced by a (the class token and the residual stream kept: the ViT's context)."""
+    import torch
+
+    ln_1, x = net.encoder.layers[-1].ln_1, torch.as_tensor(x_nchw)
+
+    def run(replacement=None):
+        kept = {}
+
+        def hook(module, inputs, output):
+            kept["a"] = vit_reshape(output)
+            if replacement is not None:
+                return torch.cat([output[:, :1], replacement.flatten(2).transpose(1, 2)], dim=1)
+
+        handle = ln_1.register_forward_hook(hook)
+        try:
+            logits = net(x)
+        finally:
+            handle.remove()
+        return logits, kept["a"]
+
+    return (lambda _: run()[1]), (lambda a: run(a)[0])
+
+
 def torch_vit_cam(net, x_nchw):
     """GradCAM with torch autograd at a torch ViT's last ln_1 (a forward hook keeps its output and its
     gradient), class token dropped: (logits (B, C), classes (B,), map (B, g, g), A (B, g, g, D)) as numpy."""
