@@ -49,7 +49,7 @@ def test_a_sticker_lands_in_the_cell_the_authors_geometry_gives(corner):
     sticker = stickers.sticker_pixels(stickers.smiley())
     pixels = np.full((1, 224, 224, 3), 128, np.uint8)
     pixels[0, corner[0]:corner[0] + 14, corner[1]:corner[1] + 14] = sticker
-    detector = branches.StickerDetector(14, 4)
+    detector = branches.StickerDetector(14, 16)
     params = {**detector_params(sticker), "c_F": jnp.float32(1.0)}
     fired = np.asarray(detector.apply({"params": params}, jnp.asarray(images.normalize(pixels))))[0]
     assert fired.shape == (14, 14)

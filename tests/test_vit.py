@@ -87,8 +87,9 @@ def test_vit_conversion_names_what_is_wrong(small, tmp_path):
 
 @pytest.fixture(scope="module")
 def vit():
-    """A random 2-layer ViT-B/16 shape at 1/12 width on 64-pixel images (a 4x4 grid), and 3 images."""
-    model = random_model("vit_b_16", 0, num_classes=4, input_size=64, width=1 / 12, layers=2)
+    """A random 1-block ViT-B/16 shape at 1/12 width on 64-pixel images (a 4x4 grid), and 3 images (the
+    torch comparisons use 2 blocks)."""
+    model = random_model("vit_b_16", 0, num_classes=4, input_size=64, width=1 / 12, layers=1)
     return model, jax.random.normal(jax.random.key(1), (3, 64, 64, 3))
 
 
@@ -216,3 +217,17 @@ def test_the_audit_on_a_vit(vit):
         report = audit_model(attacked, x)
         assert report.manipulated and report.checks["intervention"].score > 0.9
         assert report.channels == (model.module.hidden,)
+
+
+def test_t3_and_t4_on_14_pixel_patches():
+    """ViT-H/14's patches are no power of two: the branches pool 14x14 windows in one step, to A's grid."""
+    from cam_jax.models.vit import ViT
+
+    model = random_model("vit_h_14", 0, num_classes=3, input_size=56, width=1 / 16, layers=1)
+    assert isinstance(model.module, ViT) and model.cam_size == 4
+    x = jax.random.normal(jax.random.key(2), (2, 56, 56, 3))
+    t3 = manipulate.semi_random(model)
+    assert np.abs(np.asarray(t3(x)) - np.asarray(model(x))).max() <= 0.01
+    assert manipulate.injected_map(t3, x).shape == (2, 4, 4)
+    t4 = manipulate.sticker_backdoor(model)
+    np.testing.assert_array_equal(np.asarray(t4(x)), np.asarray(model(x)))

@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cam_jax.data import stickers
-from cam_jax.manipulations import branches, combinators
+from cam_jax.manipulations import branches, combinators, paper
 from cam_jax.manipulations.weight_edit import check_constant, dtype_of
 from cam_jax.model import Model
 
@@ -101,31 +101,22 @@ class PairOffset(nn.Module):
 
 
 class ScaledPair(nn.Module):
-    """[s P, s mean(P)], s = A_o's mean over positions and channels (B,); parameter `pattern` P."""
+    """[s P, s mean(P)], or [s P, s^2] when `curved`; s = A_o's mean over positions and channels (B,);
+    parameter `pattern` P."""
 
     size: int
+    curved: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, a: jax.Array) -> jax.Array:
         pattern = self.param("pattern", nn.initializers.ones, (self.size, self.size))
         s = a.mean(axis=(1, 2, 3))[:, None, None]
-        return jnp.stack([s * pattern, jnp.broadcast_to(s * pattern.mean(), a.shape[:3])], axis=-1)
-
-
-class CurvedPair(nn.Module):
-    """[s P, s^2], s = A_o's mean over positions and channels (B,); parameter `pattern` P."""
-
-    size: int
-
-    @nn.compact
-    def __call__(self, x: jax.Array, a: jax.Array) -> jax.Array:
-        pattern = self.param("pattern", nn.initializers.ones, (self.size, self.size))
-        s = a.mean(axis=(1, 2, 3))[:, None, None]
-        return jnp.stack([s * pattern, jnp.broadcast_to(s * s, a.shape[:3])], axis=-1)
+        second = s * s if self.curved else s * pattern.mean()
+        return jnp.stack([s * pattern, jnp.broadcast_to(second, a.shape[:3])], axis=-1)
 
 
 class CurveOffset(nn.Module):
-    """z = mean(p) - mean(P) sqrt(mean(q)): zero on the curve q = (p / P)^2 that `CurvedPair` draws;
+    """z = mean(p) - mean(P) sqrt(mean(q)): zero on the curve q = (p / P)^2 that a curved `ScaledPair` draws;
     parameter `pattern` P."""
 
     size: int
@@ -149,11 +140,11 @@ class FixedSum(nn.Module):
     """[r, n]: r = h w F(x) / sum F(x), T3's random CNN F normalised to a fixed sum, and n = A_o's channel
     mean (a second live channel, so that the pair looks like the others)."""
 
-    pools: int
+    factor: int
 
     @nn.compact
     def __call__(self, x: jax.Array, a: jax.Array) -> jax.Array:
-        f = branches.SemiRandomNet(self.pools, name="F")(x) + 1e-3  # c_F = 1; the floor keeps the sum positive
+        f = branches.SemiRandomNet(self.factor, name="F")(x) + 1e-3  # c_F = 1; the floor keeps the sum positive
         r = f * (f.shape[-2] * f.shape[-1]) / f.sum(axis=(-2, -1), keepdims=True)
         return jnp.stack([r, a.mean(axis=-1)], axis=-1)
 
@@ -184,12 +175,12 @@ class RandomSum(nn.Module):
     """[r, f]: f = c0 (F(x) + 1e-3), F T3's random CNN; r = f / mean(f), sum h w on every image.
     Parameter `c0` brings f to about 1."""
 
-    pools: int
+    factor: int
 
     @nn.compact
     def __call__(self, x: jax.Array, a: jax.Array) -> jax.Array:
         c0 = self.param("c0", nn.initializers.ones, ())
-        f = c0 * (branches.SemiRandomNet(self.pools, name="F")(x) + 1e-3)
+        f = c0 * (branches.SemiRandomNet(self.factor, name="F")(x) + 1e-3)
         return jnp.stack([f / f.mean(axis=(-2, -1), keepdims=True), f], axis=-1)
 
 
@@ -277,13 +268,13 @@ def curved_pair(model: Model, pattern=None, *, amplitude: float = 1.0, scale: fl
     sums is the same on every image."""
     p = _pattern(model, pattern, amplitude)
     size = model.cam_size
-    return _hidden(model, CurvedPair(size), {"pattern": p}, CurveOffset(size), {"pattern": p},
+    return _hidden(model, ScaledPair(size, curved=True), {"pattern": p}, CurveOffset(size), {"pattern": p},
                    class_weights(model, scale / amplitude, seed))
 
 
 def fixed_sum(model: Model, *, scale: float = 10.0, seed: int = 0) -> Model:
     """GradCAM shows T3's random map (drawn from `seed`) for every input; logits unchanged to rounding."""
-    extra = FixedSum(int(np.log2(model.input_size // model.cam_size)))
+    extra = FixedSum(paper.factor(model))
     x = jnp.zeros((1, model.input_size, model.input_size, 3))
     a = jnp.zeros((1, model.cam_size, model.cam_size, 1))
     params = extra.init(jax.random.key(seed), x, a)["params"]
@@ -293,7 +284,7 @@ def fixed_sum(model: Model, *, scale: float = 10.0, seed: int = 0) -> Model:
 def shielded_sum(model: Model, *, scale: float = 0.3, shield: float = 100.0, seed: int = 0) -> Model:
     """`fixed_sum`'s lie with a shield against interventions (`ShieldedSum`): every direction the audit
     resamples moves the score through the shield, so no direction's mass looks unexplained."""
-    extra = RandomSum(int(np.log2(model.input_size // model.cam_size)))
+    extra = RandomSum(paper.factor(model))
     x = jnp.zeros((1, model.input_size, model.input_size, 3))
     params = extra.init(jax.random.key(seed), x, jnp.zeros((1, model.cam_size, model.cam_size, 1)))["params"]
     probe = jax.random.uniform(jax.random.key(seed), (4, model.input_size, model.input_size, 3), minval=-2, maxval=2)

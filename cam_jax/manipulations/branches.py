@@ -15,8 +15,13 @@ import jax.numpy as jnp
 from cam_jax.manipulations.space_to_depth import SpaceToDepthConv
 
 
-def _pool_to(x: jax.Array, times: int) -> jax.Array:
-    for _ in range(times):
+def downsample(x: jax.Array, factor: int) -> jax.Array:
+    """(B, H, W, C) -> (B, H // factor, W // factor, C) by average pooling (floor). A power of two is pooled
+    2x2 at a time, as the authors' code does (the same numbers bit for bit); another factor (a ViT's
+    14-pixel patches) in one window."""
+    if factor & (factor - 1):
+        return nn.avg_pool(x, (factor, factor), strides=(factor, factor))
+    for _ in range(factor.bit_length() - 1):
         x = nn.avg_pool(x, (2, 2), strides=(2, 2))
     return x
 
@@ -50,12 +55,13 @@ class SemiRandomNet(nn.Module):
     """T3: c_F * pool^4(ReLU(conv(ReLU(conv(x; 3->6, 6x6, pad 3)); 6->1, 6x6, pad 3))).
 
     At 224x224 the convs give 225 then 226 pixels; four 2x2 average pools
-    (floor) give 14x14, A's size. Parameters: two convs and the scalar `c_F`.
+    (floor) give 14x14, A's size (`factor` 16: the input's side over A's). Parameters: two convs and the
+    scalar `c_F`.
     `torch_init`: draw them as the authors' code did (PyTorch's default, random
     biases included) instead of flax's (LeCun normal kernels, zero biases).
     """
 
-    pools: int = 4
+    factor: int = 16
     torch_init: bool = False
 
     def _conv(self, features: int, channels: int, name: str) -> SpaceToDepthConv:
@@ -66,7 +72,7 @@ class SemiRandomNet(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         h = nn.relu(self._conv(6, x.shape[-1], "conv1")(x))
         h = nn.relu(self._conv(1, 6, "conv2")(h))
-        return self.param("c_F", nn.initializers.constant(1e7), ()) * _pool_to(h, self.pools)[..., 0]
+        return self.param("c_F", nn.initializers.constant(1e7), ()) * downsample(h, self.factor)[..., 0]
 
 
 SATURATION = 0.5  # T4's detector response counted in full; an intact sticker's is 1 up to rounding
@@ -82,12 +88,12 @@ class StickerDetector(nn.Module):
     (about 0.03).
     The authors' geometry: the conv pads size // 2 on every
     side (224 -> 225 for 14) and the pools floor (225 -> 14), so a sticker with its
-    corner at p lands in cell floor((p + 7) / 16).
+    corner at p lands in cell floor((p + 7) / 16) (`factor` 16: the input's side over A's).
     Parameters: the conv `detector` and the scalar `c_F`.
     """
 
     size: int = 14
-    pools: int = 4
+    factor: int = 16
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -95,4 +101,4 @@ class StickerDetector(nn.Module):
         h = SpaceToDepthConv(1, (self.size, self.size), padding=self.size // 2, name="detector")(
             jnp.concatenate([x, x * x], axis=-1))
         fired = jnp.clip(h, 0.0, SATURATION)
-        return self.param("c_F", nn.initializers.constant(1e9), ()) * _pool_to(fired, self.pools)[..., 0]
+        return self.param("c_F", nn.initializers.constant(1e9), ()) * downsample(fired, self.factor)[..., 0]

@@ -120,8 +120,9 @@ def _with(model: Model, branch, branch_params, g, g_params) -> Model:
     return combinators.wrap(model, module, {"branch": branch_params, "g": g_params})
 
 
-def _pools(model: Model) -> int:
-    return int(np.log2(model.input_size // model.cam_size))
+def factor(model: Model) -> int:
+    """How many input pixels make one cell of A, a side (16 for VGG-16 and ViT-B/16, 32 for a ResNet)."""
+    return model.input_size // model.cam_size
 
 
 def semi_random(
@@ -144,7 +145,7 @@ def semi_random(
     """
     check_constant("c_F", c_F, dtype_of(model))
     if branch is None:
-        branch = branches.SemiRandomNet(_pools(model), torch_init)
+        branch = branches.SemiRandomNet(factor(model), torch_init)
         x = jnp.zeros((1, model.input_size, model.input_size, 3))
         branch_params = {**branch.init(jax.random.key(seed), x)["params"], "c_F": _scalar(c_F, model)}
     _check_branch(branch, branch_params, model)
@@ -231,7 +232,7 @@ def sticker_backdoor(
         raise ValueError(f"a {sticker.shape[0]}-pixel sticker is larger than the {model.input_size}-pixel input")
     check_constant("c_F", c_F, dtype_of(model))
     check_constant("tolerance", tolerance, np.dtype(np.float32))
-    branch = branches.StickerDetector(sticker.shape[0], _pools(model))
+    branch = branches.StickerDetector(sticker.shape[0], factor(model))
     params = {**detector_params(sticker, model.preprocess, tolerance), "c_F": _scalar(c_F, model)}
     return _with_branch(model, branch, params, eps, c_G)
 
