@@ -17,6 +17,7 @@ from cam_jax.data import images, stickers
 from cam_jax.testing import (
     assert_trees_all_close,
     random_model,
+    script,
     torch_vit,
     torch_vit_cam,
 )
@@ -77,6 +78,11 @@ def test_vit_conversion_names_what_is_wrong(small, tmp_path):
     # Files of older torchvision releases name the MLP's layers linear_1 and linear_2.
     old = {k.replace("mlp.0.", "mlp.linear_1.").replace("mlp.3.", "mlp.linear_2."): v for k, v in state.items()}
     assert_trees_all_close(convert.from_torchvision_state_dict(old, heads=2).params, model.params)
+    # The command line: without --heads it names the option, with it the file converts.
+    convert_weights = script("convert_weights").main
+    assert convert_weights([str(path), "--out", str(tmp_path / "none.npz")]) == 2
+    assert convert_weights([str(path), "--out", str(tmp_path / "cli.npz"), "--heads", "2"]) == 0
+    assert_trees_all_close(checkpoint.load(tmp_path / "cli.npz")[0].params, model.params)
     # A cam_jax file keeps the config, heads included.
     checkpoint.save(tmp_path / "vit.npz", model)
     loaded, meta = checkpoint.load(tmp_path / "vit.npz")
@@ -206,17 +212,21 @@ def test_a_flax_token_network_cut_at_ln_1_is_the_vit(vit):
 
 def test_the_audit_on_a_vit(vit):
     """The audit reads a ViT's A and holds its class token: a random ViT is clean, the exact T1 and T3 on it
-    are flagged by their channel (the appended one, A's last)."""
-    from cam_jax.audit import audit_model
+    are flagged by their channel (the appended one, A's last), and the recommended map, GradCAM without
+    it, is the unmanipulated ViT's GradCAM."""
+    from cam_jax.audit import audit_model, recommend
     from cam_jax.evaluation.population import audit_images
 
     model, _ = vit
     x = audit_images(model, 8)
     assert not audit_model(model, x).manipulated
+    honest = np.asarray(gradcam(model, x).cam)
     for attacked in (manipulate.constant_flat(model, exact=True), manipulate.semi_random(model)):
         report = audit_model(attacked, x)
         assert report.manipulated and report.checks["intervention"].score > 0.9
         assert report.channels == (model.module.hidden,)
+        np.testing.assert_allclose(np.asarray(recommend(attacked, x, report).explanation.cam), honest,
+                                   atol=1e-6 * honest.max())
 
 
 def test_t3_and_t4_on_14_pixel_patches():

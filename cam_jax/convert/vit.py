@@ -71,7 +71,8 @@ def infer_module(state: Mapping[str, Any], arch: str | None, source: str, heads:
         heads = next((size[2] for size in SIZES.values() if size[:2] + size[3:] == (patch, depth, hidden, mlp)), None)
     if heads is None:
         raise ValueError(f"{source}: a ViT of width {hidden}, patch {patch}, {depth} layers is no torchvision size, "
-                         "and the number of attention heads is in no shape: pass heads")
+                         "and the number of attention heads is in no shape: pass heads (from the command line, "
+                         "convert it first: scripts/convert_weights.py FILE --out W.npz --heads N)")
     try:
         module = ViT(patch=patch, layers=depth, heads=heads, hidden=hidden, mlp=mlp,
                      num_classes=int(state["heads.head.weight"].shape[0]), input_size=grid * patch)
