@@ -65,12 +65,12 @@ class Model:
     def encode(self, images: jax.Array) -> tuple[jax.Array, jax.Array | None]:
         """(B, H, W, 3) normalised images -> (A (B, h, w, K), context (B, ...) or None): A and what else
         the head reads (the module's optional `encode`; None for a CNN, whose head reads A alone)."""
-        return self.module.apply(self.variables, images, method=encode)
+        return self.module.apply(self.variables, images, method=encode_of)
 
     def head(self, a: jax.Array, context: jax.Array | None = None) -> jax.Array:
         """A, (B, h, w, K) -> logits (B, num_classes), dropout off; `context` from `encode` for a module that
         has one."""
-        return self.module.apply(self.variables, a, context, method=head)
+        return self.module.apply(self.variables, a, context, method=head_of)
 
     def __call__(self, images: jax.Array) -> jax.Array:
         return self.head(*self.encode(images))
@@ -128,14 +128,14 @@ class Model:
         return tuple(describe(channels))
 
 
-def encode(module: nn.Module, x: jax.Array) -> tuple[jax.Array, jax.Array | None]:
+def encode_of(module: nn.Module, x: jax.Array) -> tuple[jax.Array, jax.Array | None]:
     """A bound module's `encode(x)`, or (`features(x)`, None) for a module without a context: what
     wrappers call on the module they wrap."""
     own = getattr(module, "encode", None)
     return own(x) if own is not None else (module.features(x), None)
 
 
-def head(module: nn.Module, a: jax.Array, context: jax.Array | None) -> jax.Array:
+def head_of(module: nn.Module, a: jax.Array, context: jax.Array | None) -> jax.Array:
     """A bound module's `head(a)`, given `context` only when there is one (a CNN's head takes A alone)."""
     if context is None:
         return module.head(a)

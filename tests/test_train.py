@@ -50,13 +50,18 @@ def test_classes_balanced_and_not_given_away_by_colour():
     assert np.ptp(per_class, axis=0).max() < 40  # of 255: colour carries no class
 
 
-def test_a_few_steps_lower_the_loss():
-    module = build_model("vgg16", num_classes=len(shapes.CLASSES), input_size=64, width=1 / 16)
+@pytest.mark.parametrize("arch", ["vgg16", "vit_b_16"])
+def test_a_few_steps_lower_the_loss(arch):
+    """A VGG trains with batch norm, then folded; a ViT (no batch norm) as it is."""
+    narrow = {"width": 1 / 16} if arch == "vgg16" else {"width": 1 / 12, "layers": 1}
+    module = build_model(arch, num_classes=len(shapes.CLASSES), input_size=64, **narrow)
     b = shapes.batch(shapes.TRAIN_SEED, range(32), 64)
     x, y = images.normalize(b.pixels), b.labels
     losses = []
-    train.fit(module, iter([(x, y)] * 12), 12, learning_rate=3e-3, on_step=lambda k, loss, acc: losses.append(loss))
+    model = train.fit(module, iter([(x, y)] * 12), 12, learning_rate=3e-3,
+                      on_step=lambda k, loss, acc: losses.append(loss))
     assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
+    assert type(model.module) is type(module) and not model.collections
 
 
 def test_fold_batch_norm_matches_flax_batchnorm_in_eval_mode():

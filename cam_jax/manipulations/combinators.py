@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cam_jax.model import Model, encode, head
+from cam_jax.model import Model, encode_of, head_of
 
 BASE = "base"  # where a wrapper keeps its base's variables
 
@@ -76,7 +76,7 @@ class Wrapper(nn.Module):
         return a
 
     def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array | None]:
-        a, context = encode(self.base, x)
+        a, context = encode_of(self.base, x)
         return self.extend(x, a), context
 
     def features(self, x: jax.Array) -> jax.Array:
@@ -84,7 +84,7 @@ class Wrapper(nn.Module):
 
     def base_head(self, a: jax.Array, context: jax.Array | None) -> jax.Array:
         """The base's logits from its A and its context."""
-        return head(self.base, a, context)
+        return head_of(self.base, a, context)
 
     def head(self, a: jax.Array, context: jax.Array | None = None) -> jax.Array:
         return self.base_head(a, context)

@@ -30,7 +30,7 @@ def make_step(module: nn.Module, optimizer: optax.GradientTransformation) -> Ste
 
     def loss_fn(params, stats, x, labels):
         if not stats:
-            logits, stats = module.apply({"params": params}, x), stats
+            logits = module.apply({"params": params}, x)
         else:
             logits, updated = module.apply({"params": params, "batch_stats": stats}, x, method=_train_forward,
                                            mutable=["batch_stats"])
