@@ -2,9 +2,13 @@
 
     python scripts/audit.py --weights downloaded.npz --data shapes          # generated test images
     python scripts/audit.py --weights vgg16.pth --images photos/ --out audit/
+    python scripts/audit.py --weights finetuned.npz --reference released.npz --data shapes   # reference mode
 
 Runs every check of `cam_jax.audit` on unlabelled images and prints each score against the range it
-took on honest models, where it points (a channel of A, a layer) and the verdict. With --out: the
+took on honest models, where it points (a channel of A, a layer) and the verdict. With --reference (a
+trusted checkpoint of the same architecture, such as the released weights the model claims to be a
+version of), also whether the model's own GradCAM explains it as well as the reference's does, which is
+what a fine-tuned attack gives away (cam_jax/audit/checks/reference.py). With --out: the
 report as report.json and report.png, and the recommendation (the explanation without the flagged
 channels) as recommended.png and recommended.npy. Exit code 0: clean; 1: flagged; 2: usage error
 (bad arguments, an unreadable weight file or image).
@@ -43,6 +47,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", help="a folder of unlabelled images (any format pillow reads)")
     source.add_argument("--data", choices=("shapes",), help="generated images instead of a folder")
+    parser.add_argument("--reference", default=None,
+                        help="a trusted checkpoint of the same architecture (any format --weights takes)")
     parser.add_argument("--count", type=int, default=16, help=f"images to use (at least {MIN_IMAGES})")
     parser.add_argument("--method", choices=tuple(WEIGHTINGS), default="gradcam",
                         help="the CAM the recommendation computes")
@@ -68,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.out is not None:
             os.makedirs(args.out, exist_ok=True)
         model, _ = load_weights(args.weights)
+        reference = None if args.reference is None else load_weights(args.reference)[0]
         if args.images:
             x = np.stack([images.load(p, model.input_size, model.preprocess) for p in image_files(args.images,
                                                                                                   args.count)])
@@ -75,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             x = images.normalize(shapes.batch(shapes.TEST_SEED, range(args.count), model.input_size).pixels,
                                  model.preprocess)
         x = jnp.asarray(x)
-        report = audit_model(model, x)
+        report = audit_model(model, x, reference=reference)
     except (OSError, ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -84,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     advice = recommend(model, x, report, args.method)
     print(f"recommendation: {advice.advice}")
     if args.out is not None:
-        summary = {"weights": os.path.abspath(args.weights), "images": int(x.shape[0]), **report.to_dict(),
+        summary = {"weights": os.path.abspath(args.weights),
+                   "reference": None if args.reference is None else os.path.abspath(args.reference),
+                   "images": int(x.shape[0]), **report.to_dict(),
                    "recommendation": {"method": advice.method, "excluded": list(advice.excluded),
                                       "advice": advice.advice}}
         write_json(os.path.join(args.out, "report.json"), summary)

@@ -20,13 +20,14 @@ import pytest
 from hypothesis import given
 
 from cam_jax import Model, constant_flat, constant_image, gradcam, normalize, semi_random, sticker_backdoor
-from cam_jax.audit import CHECKS, audit_model, probe, recommend
+from cam_jax.audit import CHECKS, REFERENCE_CHECKS, audit_model, probe, recommend
 from cam_jax.audit.checks import (
     activation_dominance,
     class_invariance,
     constant_channel,
     finite_differences,
     gradient_dominance,
+    reference,
     weight_outliers,
 )
 from cam_jax.audit.probing import Probe
@@ -36,7 +37,7 @@ from cam_jax.evaluation import roc
 from cam_jax.evaluation.population import audit_images
 from cam_jax.manipulations import adaptive
 from cam_jax.models import vgg
-from cam_jax.testing import random_model, script
+from cam_jax.testing import random_model, script, tiny_model
 
 K = 32  # channels of A in the bundled default; a manipulation appends channel 32
 
@@ -198,6 +199,44 @@ def test_merged_appended_filters_are_the_same_function_as_a_stock_vgg():
     np.testing.assert_allclose(stock(x), model(x), atol=1e-4)
 
 
+def _deletion_total(a: np.ndarray, kernel: np.ndarray, classes: np.ndarray, cam: np.ndarray) -> float:
+    """Sum over images, fractions and donors of the drop of y_c when the cells `cam` ranks highest take the
+    donor's A, for a head y = kernel^T mean_ij A_ij + bias: the drop is sum over the cells of
+    kernel_c . (A_b - A_donor) / hw, a loop over cells here."""
+    count, h, w, k = a.shape
+    total = 0.0
+    for b in range(count):
+        order = np.argsort(-cam[b].ravel(), kind="stable")
+        for fraction in reference.FRACTIONS:
+            cells = order[:max(1, round(fraction * h * w))]
+            for d in range(1, reference.DONORS + 1):
+                moved = (a[b] - a[(b + d) % count]).reshape(h * w, k)[cells]
+                total += float((moved @ kernel[:, classes[b]]).sum()) / (h * w)
+    return total
+
+
+def test_reference_score_is_the_deletion_gap_in_closed_form():
+    """On `Tiny` (a mean over positions, then a dense layer) GradCAM before its ReLU is sum_k W_kc A_k / hw,
+    and the score's change when cells are swapped is linear in them: the check against loops in float64."""
+    suspect, trusted = tiny_model(0), tiny_model(3)
+    x = jax.random.normal(jax.random.key(5), (6, 24, 24, 3))
+    report = audit_model(suspect, x, checks=REFERENCE_CHECKS, reference=trusted)
+    classes = np.asarray(suspect(x)).argmax(-1)
+    a, theirs_a = (np.asarray(m.features(x), np.float64) for m in (suspect, trusted))
+    kernel, theirs_kernel = (np.asarray(m.params["fc"]["kernel"], np.float64) for m in (suspect, trusted))
+    own = np.einsum("bijk,kb->bij", a, kernel[:, classes])
+    theirs = np.einsum("bijk,kb->bij", theirs_a, theirs_kernel[:, classes])
+    by_own, by_theirs = (_deletion_total(a, kernel, classes, cam) for cam in (own, theirs))
+    expected = (by_theirs - by_own) / (abs(by_theirs) + abs(by_own))
+    assert by_own > 0 and abs(expected) > 0.01  # a live comparison
+    assert report.checks["reference"].score == pytest.approx(expected, rel=1e-4, abs=1e-6)
+    assert audit_model(suspect, x, checks=REFERENCE_CHECKS, reference=suspect).checks["reference"].score == 0.0
+    with pytest.raises(ValueError, match="another architecture"):
+        audit_model(suspect, x, reference=tiny_model(0, width=4))
+    with pytest.raises(ValueError, match="needs a reference model"):
+        audit_model(suspect, x, checks=REFERENCE_CHECKS)
+
+
 def _auc_trapezoid(honest, manipulated):
     fpr, tpr = roc.roc_curve(honest, manipulated)
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
@@ -220,6 +259,11 @@ def test_audit_command_line_exit_codes(tmp_path):
     model, _ = load_weights(default_weights())
     checkpoint.save(tmp_path / "t1.npz", constant_flat(model).stock())
     assert audit.main(["--weights", default_weights(), "--data", "shapes", "--count", "4"]) == 0
+    assert audit.main(["--weights", default_weights(), "--reference", default_weights(), "--data", "shapes",
+                       "--count", "4"]) == 0
+    # T1 shipped as a stock VGG has 33 filters in conv5_3: not a version of the default.
+    assert audit.main(["--weights", str(tmp_path / "t1.npz"), "--reference", default_weights(), "--data", "shapes",
+                       "--count", "4"]) == 2
     out = tmp_path / "report"
     assert audit.main(["--weights", str(tmp_path / "t1.npz"), "--data", "shapes", "--count", "4",
                        "--out", str(out)]) == 1

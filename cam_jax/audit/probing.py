@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cam_jax.cams.core import cotangent, opaque_pass
+from cam_jax.cams.core import cotangent, gradients, opaque_pass
+from cam_jax.cams.weightings import grad_cam
 from cam_jax.model import Model, check_images
 
 MAX_CLASSES = 16  # the classes whose gradients are compared (all of them below this)
@@ -35,6 +36,8 @@ class Probe(NamedTuple):
         C' classes `probed_classes` picks.
       grad_rms: (K,) root mean square of d y_c / dA per channel over classes, images and positions.
       context: (B, ...) what the head reads besides A (`Model.encode`), or None.
+      reference_cam: (B, h, w) a reference model's GradCAM before its ReLU for the same top classes, or None
+        (`probe(..., reference=)`, read by the reference check).
     """
 
     a: jax.Array
@@ -44,6 +47,7 @@ class Probe(NamedTuple):
     class_grads: jax.Array
     grad_rms: jax.Array
     context: jax.Array | None = None
+    reference_cam: jax.Array | None = None
 
 
 def probed_classes(num_classes: int) -> tuple[int, ...]:
@@ -70,6 +74,13 @@ def _probe(model: Model, images: jax.Array, classes: tuple[int, ...]) -> Probe:
                  context)
 
 
+@jax.jit
+def _reference_cam(reference: Model, images: jax.Array, classes: jax.Array) -> jax.Array:
+    """(B, h, w) `reference`'s GradCAM before its ReLU for `classes`, its head differentiated as it is."""
+    g = gradients(reference, images, classes, opaque=True)
+    return grad_cam(g.a, g.grads[0])
+
+
 def check_varied(images: np.ndarray) -> None:
     """Refuse images that are (nearly) all the same, or (nearly) flat each: the checks compare images with
     each other and positions within them; on copies of one image every channel of A looks constant, and
@@ -87,9 +98,10 @@ def check_varied(images: np.ndarray) -> None:
                          "reads where a map puts its mass, pass images with content")
 
 
-def probe(model: Model, images: jax.Array) -> Probe:
+def probe(model: Model, images: jax.Array, reference: Model | None = None) -> Probe:
     """One forward and one head backward per probed class on `images` (B, H, W, 3), B >= MIN_IMAGES varied
-    (`check_varied`), normalised; in passes of `BATCH` images."""
+    (`check_varied`), normalised; in passes of `BATCH` images. With `reference` (a model of the same
+    architecture), also its GradCAM for the model's top classes: one more forward and backward."""
     check_images(images, model.input_size)
     images = np.asarray(images)
     check_varied(images)  # first: copies of one image are refused as such, however many
@@ -102,17 +114,23 @@ def probe(model: Model, images: jax.Array) -> Probe:
     parts = []
     for first in range(0, count, batch):
         chunk = images[first:first + batch]
-        padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), axis=0)])  # one compiled shape
-        part, n = jax.device_get(_probe(model, jnp.asarray(padded), classes)), len(chunk)
+        padded = jnp.asarray(np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), axis=0)]))  # one shape
+        part, n = jax.device_get(_probe(model, padded, classes)), len(chunk)
+        theirs = None if reference is None else np.asarray(_reference_cam(reference, padded, jnp.asarray(part.top)))[:n]
         parts.append(Probe(part.a[:n], part.logits[:n], part.top[:n], part.top_grads[:n], part.class_grads[:, :n],
-                           part.grad_rms[:n], None if part.context is None else part.context[:n]))
+                           part.grad_rms[:n], None if part.context is None else part.context[:n], theirs))
     a, logits, top, top_grads, grad_sq = (np.concatenate([getattr(p, f) for p in parts])
                                           for f in ("a", "logits", "top", "top_grads", "grad_rms"))
     class_grads = np.concatenate([p.class_grads for p in parts], axis=1)
-    context = None if parts[0].context is None else jnp.asarray(np.concatenate([p.context for p in parts]))
+
+    def joined(field):
+        values = [getattr(p, field) for p in parts]
+        return None if values[0] is None else jnp.asarray(np.concatenate(values))
+
+    context, theirs = joined("context"), joined("reference_cam")
     h, w = a.shape[1:3]
     grad_rms = np.sqrt(grad_sq.sum(axis=0) / (len(classes) * count * h * w))
-    return Probe(*(jnp.asarray(v) for v in (a, logits, top, top_grads, class_grads, grad_rms)), context)
+    return Probe(*(jnp.asarray(v) for v in (a, logits, top, top_grads, class_grads, grad_rms)), context, theirs)
 
 
 def channel_rms(a: jax.Array) -> np.ndarray:

@@ -12,7 +12,8 @@ from typing import Any, NamedTuple
 
 import jax
 
-from cam_jax.audit.checks import CHECKS, Check
+from cam_jax.audit.checks import CHECKS, REFERENCE_CHECKS, Check
+from cam_jax.audit.checks.reference import same_architecture
 from cam_jax.audit.probing import probe
 from cam_jax.model import Model
 
@@ -78,13 +79,17 @@ class Report(NamedTuple):
         return "\n".join(lines)
 
 
-def audit_model(model: Model, images: jax.Array, checks: dict[str, Check] | None = None) -> Report:
-    """Run every check of `CHECKS` (or `checks`) on `model` with unlabelled `images`.
+def audit_model(model: Model, images: jax.Array, checks: dict[str, Check] | None = None,
+                reference: Model | None = None) -> Report:
+    """Run every check of `CHECKS` (and of `REFERENCE_CHECKS` given a reference), or `checks`, on `model`
+    with unlabelled `images`.
 
     Args:
       model: any `Model`.
       images: (B, H, W, 3), B >= 4 (`probing.MIN_IMAGES`), normalised as `model.preprocess` says (16 or
         more recommended).
+      reference: a trusted checkpoint of `model`'s architecture (the weights it claims to be a version of),
+        or None. A ValueError if its architecture differs.
 
     Example:
       >>> from cam_jax import constant_flat
@@ -97,9 +102,13 @@ def audit_model(model: Model, images: jax.Array, checks: dict[str, Check] | None
       (True, (32,))
     """
     start = time.perf_counter()
-    measured = probe(model, images)
+    if reference is not None:
+        same_architecture(model, reference)
+    measured = probe(model, images, reference)
+    if checks is None:
+        checks = CHECKS if reference is None else {**CHECKS, **REFERENCE_CHECKS}
     results = {}
-    for name, check in (CHECKS if checks is None else checks).items():
+    for name, check in checks.items():
         finding = check.fn(model, measured)
         channel = None if finding.channel is None else int(finding.channel)
         results[name] = CheckResult(float(finding.score), check.threshold, tuple(check.clean_range), finding.where,

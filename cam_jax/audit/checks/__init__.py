@@ -1,5 +1,8 @@
 """The audit's checks: one module each, exporting `check(model, probe) -> Finding`, its THRESHOLD and the
-CLEAN_RANGE its score took on the honest population; a new check is its module plus one line here."""
+CLEAN_RANGE its score took on the honest population; a new check is its module plus one line here.
+
+`CHECKS` read the model alone; `REFERENCE_CHECKS` also read a trusted checkpoint of the same architecture
+(`audit_model(..., reference=)`), whose measurements the probe carries."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from cam_jax.audit.checks import (
     finite_differences,
     gradient_dominance,
     intervention,
+    reference,
     weight_outliers,
 )
 from cam_jax.audit.finding import Finding
@@ -41,4 +45,8 @@ CHECKS: dict[str, Check] = {
     "finite_differences": _check(finite_differences),
     "weight_outliers": _check(weight_outliers),
     "intervention": _check(intervention),
+}
+
+REFERENCE_CHECKS: dict[str, Check] = {
+    "reference": _check(reference),
 }
