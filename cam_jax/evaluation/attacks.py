@@ -82,8 +82,8 @@ def test_batches(model: Model, count: int, seed: int, sticker: np.ndarray, size:
 
 
 def attack(model: Model, loss: str, *, steps: int = 300, batch_size: int = 16, lr: float = 1e-4, lam: float = 1.0,
-           keep: str = "labels", seed: int = 0, test_images: int = 256, methods: tuple[str, ...] = MATRIX_METHODS,
-           progress: bool = True) -> tuple[Model, dict, list[dict]]:
+           keep: str = "labels", evade: float = 0.0, seed: int = 0, test_images: int = 256,
+           methods: tuple[str, ...] = MATRIX_METHODS, progress: bool = True) -> tuple[Model, dict, list[dict]]:
     """Fine-tune `model` on generated shapes against the fooling loss `loss` (`fooling.FOOLINGS`) and
     `assess` the result on `test_images` test shapes: (attacked model, assessment with the settings and
     times, the training log)."""
@@ -93,12 +93,12 @@ def attack(model: Model, loss: str, *, steps: int = 300, batch_size: int = 16, l
                                       model.cam_size)
     start = time.time()
     attacked, log = finetune.finetune(model, batches, objective, optax.adam(lr), steps, lam=lam, keep=keep,
-                                      progress=progress)
+                                      evade=evade, progress=progress)
     train_seconds = time.time() - start
     start = time.time()
     result = assess(model, attacked, objective, test_batches(model, test_images, seed, sticker), methods)
     settings = {"loss": loss, "steps": steps, "batch_size": batch_size, "lr": lr, "lam": lam, "keep": keep,
-                "seed": seed}
+                "evade": evade, "seed": seed}
     return attacked, {**result, "settings": settings, "train_seconds": round(train_seconds, 1),
                       "assess_seconds": round(time.time() - start, 1)}, log
 

@@ -50,6 +50,8 @@ class Config:
       arch: the ImageNet architecture `weights` must hold ("vgg16", "resnet50", ...); None for the
         bundled default model or any file evaluated on its own data.
       attacked: weight files of models attacked by fine-tuning, each a row "FT-<file stem>".
+      recommend: each manipulated or attacked model also as the audit recommends reading it, a row
+        "<name>+rec": every explanation without the channels of A its audit flags (`audit.excluded`).
       data: "shapes" or "imagenet2012"; None picks imagenet2012 with `arch`, else shapes.
       data_dir: the folder holding ILSVRC2012_img_val.tar (imagenet2012).
       limit: images evaluated, the first ones; None for 512 shapes or all of ImageNet's validation set.
@@ -69,6 +71,7 @@ class Config:
     weights: str | None = None
     arch: str | None = None
     attacked: tuple[str, ...] = ()
+    recommend: bool = False
     data: str | None = None
     data_dir: str | None = None
     limit: int | None = None

@@ -95,7 +95,7 @@ def evaluate(config: Config) -> Results:
         jax.distributed.initialize()
     model, meta, weights = load(config)
     loader, n_images = data(config, model)
-    entries = suite.of(config, attacked(config.attacked, model))
+    entries = suite.of(config, attacked(config.attacked, model), model)
     start = time.time()
     run = runner.run(model, loader, n_images, config, entries)
     seconds = time.time() - start

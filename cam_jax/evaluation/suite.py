@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
+import jax.numpy as jnp
 import numpy as np
 
+from cam_jax.audit import audit_model, excluded
 from cam_jax.cams.weightings import Weighting, grad_cam, grad_cam_authors
-from cam_jax.data import stickers
+from cam_jax.data import images, shapes, stickers
 from cam_jax.evaluation.config import PAPER, Config
 from cam_jax.manipulations import constant_flat, constant_image, editable, semi_random, sticker_backdoor
 from cam_jax.model import Model
@@ -138,10 +140,34 @@ def build(model: Model, config: Config = PAPER, suite: tuple[Entry, ...] = PAPER
     return {"original": model, **{e.name: e.build(model, config) for e in suite}}
 
 
-def of(config: Config, attacked: Mapping[str, Model] | None = None) -> tuple[Entry, ...]:
-    """The entries `config` evaluates: its convention's suite, the exact T1/T2 in the matrix, and a row
-    per model attacked by fine-tuning."""
-    return SUITES[config.convention] + (EXACT_ENTRIES if config.matrix else ()) + attacked_entries(attacked or {})
+AUDIT_IMAGES = 16  # generated shapes each recommended row's audit reads
+
+
+def recommended_entries(entries: tuple[Entry, ...], model: Model, config: Config) -> tuple[Entry, ...]:
+    """One entry "<name>+rec" per entry: its model with the channels of A its audit flags left out of every
+    explanation (`audit.excluded`), compared on every data with the original's explanation (the
+    recommendation's aim is the map the manipulation hid). Each is audited here, on AUDIT_IMAGES generated
+    shapes, so that the evaluation's compiled step knows the channels."""
+    x = jnp.asarray(images.normalize(shapes.batch(shapes.TEST_SEED, range(AUDIT_IMAGES), model.input_size).pixels,
+                                     model.preprocess))
+    base = original(model, config)
+    flagged = {e.name: audit_model(e.build(base, config), x).channels for e in entries}
+    return tuple(Entry(f"{e.name}+rec", f"{e.title}, as the audit recommends",
+                       lambda m, c, e=e: excluded(e.build(m, c), flagged[e.name]),
+                       {data: "original" for data in e.references}, 0, {}) for e in entries)
+
+
+def of(config: Config, attacked: Mapping[str, Model] | None = None, model: Model | None = None
+       ) -> tuple[Entry, ...]:
+    """The entries `config` evaluates: its convention's suite, the exact T1/T2 in the matrix, a row per
+    model attacked by fine-tuning, and with `config.recommend` each of those as the audit recommends
+    (`model` is then the original, which they are audited from)."""
+    entries = SUITES[config.convention] + (EXACT_ENTRIES if config.matrix else ()) + attacked_entries(attacked or {})
+    if not config.recommend:
+        return entries
+    if model is None:
+        raise ValueError("config.recommend audits every entry: pass the original model")
+    return entries + recommended_entries(entries, model, config)
 
 
 ROWS = rows()
