@@ -46,6 +46,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lam", type=float, default=1.0, help="weight of the fooling loss")
     parser.add_argument("--keep", choices=finetune.KEEPS, default="labels",
                         help="hold the predictions by cross-entropy on the labels or by distillation to the original")
+    parser.add_argument("--evade", type=float, default=0.0,
+                        help="weight of a term that trains against the audit's reference check (0: none)")
     parser.add_argument("--seed", type=int, default=0, help="the training images' stream and sticker placement")
     parser.add_argument("--test-images", type=int, default=256)
     parser.add_argument("--methods", nargs="+", default=list(MATRIX_METHODS), choices=MATRIX_METHODS,
@@ -70,8 +72,9 @@ def check(args: argparse.Namespace) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if not (math.isfinite(args.lr) and 0 < args.lr <= 1):
         raise ValueError(f"--lr must be in (0, 1], got {args.lr}")
-    if not (math.isfinite(args.lam) and args.lam >= 0):
-        raise ValueError(f"--lam must be finite and >= 0, got {args.lam}")
+    for name in ("lam", "evade"):
+        if not (math.isfinite(getattr(args, name)) and getattr(args, name) >= 0):
+            raise ValueError(f"--{name} must be finite and >= 0, got {getattr(args, name)}")
     if not 0 <= args.seed < 2**31:
         raise ValueError(f"--seed must be in [0, 2**31), got {args.seed}")
 
@@ -94,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     attacked, result, log = attacks.attack(
         model, args.loss, steps=args.steps, batch_size=args.batch_size, lr=args.lr, lam=args.lam, keep=args.keep,
-        seed=args.seed, test_images=args.test_images, methods=tuple(args.methods), progress=not args.no_progress)
+        evade=args.evade, seed=args.seed, test_images=args.test_images, methods=tuple(args.methods),
+        progress=not args.no_progress)
     result.update(source=os.path.basename(weights), source_sha256=checkpoint.sha256(weights))
     checkpoint.save(args.out, attacked, attack=result["settings"], source_sha256=result["source_sha256"])
     stem = args.out[: -len(".npz")]
