@@ -35,7 +35,7 @@ from cam_jax.convert import checkpoint, default_weights, load_weights
 from cam_jax.data import images, shapes
 from cam_jax.evaluation import roc
 from cam_jax.evaluation.population import audit_images
-from cam_jax.manipulations import adaptive
+from cam_jax.manipulations import adaptive, finetune
 from cam_jax.models import vgg
 from cam_jax.testing import random_model, script, tiny_model
 
@@ -199,8 +199,9 @@ def test_merged_appended_filters_are_the_same_function_as_a_stock_vgg():
     np.testing.assert_allclose(stock(x), model(x), atol=1e-4)
 
 
-def _deletion_total(a: np.ndarray, kernel: np.ndarray, classes: np.ndarray, cam: np.ndarray) -> float:
-    """Sum over images, fractions and donors of the drop of y_c when the cells `cam` ranks highest take the
+def _deletion_total(a: np.ndarray, kernel: np.ndarray, classes: np.ndarray, cam: np.ndarray,
+                    donors: int = reference.DONORS) -> float:
+    """Sum over images, fractions and `donors` of the drop of y_c when the cells `cam` ranks highest take the
     donor's A, for a head y = kernel^T mean_ij A_ij + bias: the drop is sum over the cells of
     kernel_c . (A_b - A_donor) / hw, a loop over cells here."""
     count, h, w, k = a.shape
@@ -209,7 +210,7 @@ def _deletion_total(a: np.ndarray, kernel: np.ndarray, classes: np.ndarray, cam:
         order = np.argsort(-cam[b].ravel(), kind="stable")
         for fraction in reference.FRACTIONS:
             cells = order[:max(1, round(fraction * h * w))]
-            for d in range(1, reference.DONORS + 1):
+            for d in range(1, donors + 1):
                 moved = (a[b] - a[(b + d) % count]).reshape(h * w, k)[cells]
                 total += float((moved @ kernel[:, classes[b]]).sum()) / (h * w)
     return total
@@ -235,6 +236,25 @@ def test_reference_score_is_the_deletion_gap_in_closed_form():
         audit_model(suspect, x, reference=tiny_model(0, width=4))
     with pytest.raises(ValueError, match="needs a reference model"):
         audit_model(suspect, x, checks=REFERENCE_CHECKS)
+
+
+def test_the_attack_against_the_reference_check_trains_on_its_gap():
+    """`finetune.deletion_gap`, the term `finetune_attack.py --evade` adds, is the reference check's gap with
+    one donor, over the mean |y_c| + 1: against the closed form on `Tiny`, and 0 for the original itself."""
+    tuned, original = tiny_model(0), tiny_model(3)
+    x = jax.random.normal(jax.random.key(6), (5, 24, 24, 3))
+    classes = np.array([0, 3, 1, 4, 2])
+    a, theirs_a = (np.asarray(m.features(x), np.float64) for m in (tuned, original))
+    kernel, theirs_kernel = (np.asarray(m.params["fc"]["kernel"], np.float64) for m in (tuned, original))
+    own = np.einsum("bijk,kb->bij", a, kernel[:, classes])
+    theirs = np.einsum("bijk,kb->bij", theirs_a, theirs_kernel[:, classes])
+    gap = (_deletion_total(a, kernel, classes, theirs, 1) - _deletion_total(a, kernel, classes, own, 1))
+    scale = np.abs(np.asarray(tuned(x), np.float64)[np.arange(5), classes]).mean() + 1
+    expected = gap / (5 * len(finetune.DELETED)) / scale
+    assert abs(expected) > 1e-3
+    assert float(finetune.deletion_gap(tuned, original, x, jnp.asarray(classes))) == pytest.approx(expected, rel=1e-4)
+    assert float(finetune.deletion_gap(tuned, tuned, x, jnp.asarray(classes))) == 0.0
+    assert finetune.DELETED == reference.FRACTIONS
 
 
 def _auc_trapezoid(honest, manipulated):
