@@ -49,6 +49,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     source.add_argument("--data", choices=("shapes",), help="generated images instead of a folder")
     parser.add_argument("--reference", default=None,
                         help="a trusted checkpoint of the same architecture (any format --weights takes)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="with --data shapes: the generated images' stream (default: the test images')")
     parser.add_argument("--count", type=int, default=16, help=f"images to use (at least {MIN_IMAGES})")
     parser.add_argument("--method", choices=tuple(WEIGHTINGS), default="gradcam",
                         help="the CAM the recommendation computes")
@@ -71,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not MIN_IMAGES <= args.count <= MAX_COUNT:
             raise ValueError(f"--count must be in [{MIN_IMAGES}, {MAX_COUNT}], got {args.count}")
+        if args.seed is not None and (args.images or not 0 <= args.seed < 2**31):
+            raise ValueError(f"--seed takes a stream in [0, 2**31) of --data shapes, got {args.seed}"
+                             + (" with --images" if args.images else ""))
         if args.out is not None:
             os.makedirs(args.out, exist_ok=True)
         model, _ = load_weights(args.weights)
@@ -79,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             x = np.stack([images.load(p, model.input_size, model.preprocess) for p in image_files(args.images,
                                                                                                   args.count)])
         else:
-            x = images.normalize(shapes.batch(shapes.TEST_SEED, range(args.count), model.input_size).pixels,
-                                 model.preprocess)
+            seed = shapes.TEST_SEED if args.seed is None else args.seed
+            x = images.normalize(shapes.batch(seed, range(args.count), model.input_size).pixels, model.preprocess)
         x = jnp.asarray(x)
         report = audit_model(model, x, reference=reference)
     except (OSError, ValueError, TypeError) as err:

@@ -280,7 +280,7 @@ def test_audit_command_line_exit_codes(tmp_path):
     checkpoint.save(tmp_path / "t1.npz", constant_flat(model).stock())
     assert audit.main(["--weights", default_weights(), "--data", "shapes", "--count", "4"]) == 0
     assert audit.main(["--weights", default_weights(), "--reference", default_weights(), "--data", "shapes",
-                       "--count", "4"]) == 0
+                       "--count", "4", "--seed", "123"]) == 0
     # T1 shipped as a stock VGG has 33 filters in conv5_3: not a version of the default.
     assert audit.main(["--weights", str(tmp_path / "t1.npz"), "--reference", default_weights(), "--data", "shapes",
                        "--count", "4"]) == 2
@@ -297,6 +297,7 @@ def test_audit_command_line_exit_codes(tmp_path):
     for i, p in enumerate(pixels):
         images.Image.fromarray(p).save(folder / f"{i}.png")
     assert audit.main(["--weights", default_weights(), "--images", str(folder)]) == 0
+    assert audit.main(["--weights", default_weights(), "--images", str(folder), "--seed", "1"]) == 2
     assert audit.main(["--weights", str(tmp_path / "missing.npz"), "--data", "shapes"]) == 2
     assert audit.main(["--weights", default_weights(), "--data", "shapes", "--count", "1"]) == 2
     (folder / "1.png").unlink()  # 3 left: under the audit's 4

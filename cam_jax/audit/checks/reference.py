@@ -30,9 +30,9 @@ from cam_jax.audit.finding import Finding
 from cam_jax.audit.probing import Probe
 from cam_jax.model import Model
 
-FRACTIONS = (0.125, 0.25, 0.5)  # shares of A's cells deleted, most credited first
+FRACTIONS = (0.0625, 0.125, 0.25)  # shares of A's cells deleted, most credited first
 DONORS = 3  # each image's deleted cells come from each of the next DONORS images in turn
-THRESHOLD = 0.2  # set between the honest versions and the attacks of docs/REPRODUCTION.md
+THRESHOLD = 0.1  # between the honest versions and the attacks of docs/REPRODUCTION.md
 CLEAN_RANGE = (-0.043, 0.040)  # honest fine-tunes of the bundled default (docs/REPRODUCTION.md)
 
 
