@@ -8,9 +8,10 @@
 --methods times each method alone and the gradient-weighted CAMs together, over the model's
 forward; --peers also times captum (this Python) and pytorch-grad-cam (--grad-cam-python, a Python
 whose environment has it with torchvision) on the same network, each in its own process. --audit
-times `cam_jax.audit.audit_model` (every check) over the forward on the same images. --metrics times
-each quality metric at `benchmark.METRIC_SETTINGS` over its floor (the forward passes it needs times one
-forward); --peers then also times Quantus (this Python, its own process) on the same work.
+times `cam_jax.audit.audit_model` (every check; and in reference mode) over the forward on the same
+images. --metrics times each quality metric at `benchmark.METRIC_SETTINGS` over its floor (the
+forward passes it needs times one forward); --peers then also times Quantus (this Python, its own
+process) on the same work.
 
 Random weights of the chosen architecture at full width (timings do not depend
 on the values). Times are medians after compilation and warm-up; see

@@ -51,3 +51,4 @@ def test_bench_audit_writes_its_ratio(tmp_path):
                                  "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["ratio"] > 0 and data["first_call_s"]["audit"] > 0 and "device" in data
+    assert data["reference_ratio"] > 0 and data["first_call_s"]["audit_reference"] > 0
