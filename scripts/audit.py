@@ -8,7 +8,7 @@ Runs every check of `cam_jax.audit` on unlabelled images and prints each score a
 took on honest models, where it points (a channel of A, a layer) and the verdict. With --reference (a
 trusted checkpoint of the same architecture, such as the released weights the model claims to be a
 version of), also whether the model's own GradCAM explains it as well as the reference's does, which is
-what a fine-tuned attack gives away (cam_jax/audit/checks/reference.py). With --out: the
+what a fine-tuned attack gives away (cam_jax/audit/checks/reference_*.py). With --out: the
 report as report.json and report.png, and the recommendation (the explanation without the flagged
 channels) as recommended.png and recommended.npy. Exit code 0: clean; 1: flagged; 2: usage error
 (bad arguments, an unreadable weight file or image).

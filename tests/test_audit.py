@@ -20,14 +20,14 @@ import pytest
 from hypothesis import given
 
 from cam_jax import Model, constant_flat, constant_image, gradcam, normalize, semi_random, sticker_backdoor
-from cam_jax.audit import CHECKS, REFERENCE_CHECKS, audit_model, probe, recommend
+from cam_jax.audit import CHECKS, REFERENCE_CHECKS, audit_model, deletion, probe, recommend
 from cam_jax.audit.checks import (
     activation_dominance,
     class_invariance,
     constant_channel,
     finite_differences,
     gradient_dominance,
-    reference,
+    reference_shift,
     weight_outliers,
 )
 from cam_jax.audit.probing import Probe
@@ -199,62 +199,80 @@ def test_merged_appended_filters_are_the_same_function_as_a_stock_vgg():
     np.testing.assert_allclose(stock(x), model(x), atol=1e-4)
 
 
-def _deletion_total(a: np.ndarray, kernel: np.ndarray, classes: np.ndarray, cam: np.ndarray,
-                    donors: int = reference.DONORS) -> float:
-    """Sum over images, fractions and `donors` of the drop of y_c when the cells `cam` ranks highest take the
-    donor's A, for a head y = kernel^T mean_ij A_ij + bias: the drop is sum over the cells of
-    kernel_c . (A_b - A_donor) / hw, a loop over cells here."""
+def _drops_by_hand(a: np.ndarray, kernel: np.ndarray, classes: np.ndarray, cam: np.ndarray,
+                   donors: int = deletion.DONORS) -> np.ndarray:
+    """(F, donors, B) the drop of y_c when the cells `cam` ranks highest take the donor's A, for a head
+    y = kernel^T mean_ij A_ij + bias: the sum over the cells of kernel_c . (A_b - A_donor) / hw, by loops."""
     count, h, w, k = a.shape
-    total = 0.0
+    out = np.zeros((len(deletion.FRACTIONS), donors, count))
     for b in range(count):
         order = np.argsort(-cam[b].ravel(), kind="stable")
-        for fraction in reference.FRACTIONS:
+        for f, fraction in enumerate(deletion.FRACTIONS):
             cells = order[:max(1, round(fraction * h * w))]
             for d in range(1, donors + 1):
                 moved = (a[b] - a[(b + d) % count]).reshape(h * w, k)[cells]
-                total += float((moved @ kernel[:, classes[b]]).sum()) / (h * w)
-    return total
+                out[f, d - 1, b] = float((moved @ kernel[:, classes[b]]).sum()) / (h * w)
+    return out
 
 
-def test_reference_score_is_the_deletion_gap_in_closed_form():
-    """On `Tiny` (a mean over positions, then a dense layer) GradCAM before its ReLU is sum_k W_kc A_k / hw,
-    and the score's change when cells are swapped is linear in them: the check against loops in float64."""
+def _tiny_pair(x):
+    """Two `Tiny`s, their top classes, A and dense kernels (float64), GradCAM before its ReLU in closed form
+    (sum_k W_kc A_k / hw, the same order as GradCAM's for a mean-pooled linear head)."""
     suspect, trusted = tiny_model(0), tiny_model(3)
-    x = jax.random.normal(jax.random.key(5), (6, 24, 24, 3))
-    report = audit_model(suspect, x, checks=REFERENCE_CHECKS, reference=trusted)
     classes = np.asarray(suspect(x)).argmax(-1)
     a, theirs_a = (np.asarray(m.features(x), np.float64) for m in (suspect, trusted))
     kernel, theirs_kernel = (np.asarray(m.params["fc"]["kernel"], np.float64) for m in (suspect, trusted))
     own = np.einsum("bijk,kb->bij", a, kernel[:, classes])
     theirs = np.einsum("bijk,kb->bij", theirs_a, theirs_kernel[:, classes])
-    by_own, by_theirs = (_deletion_total(a, kernel, classes, cam) for cam in (own, theirs))
+    return suspect, trusted, classes, (a, kernel, own), (theirs_a, theirs_kernel, theirs)
+
+
+def test_reference_scores_in_closed_form():
+    """On `Tiny` (a mean over positions, then a dense layer) the score's change when cells are swapped is
+    linear in them: both reference checks against loops in float64."""
+    x = jax.random.normal(jax.random.key(5), (6, 24, 24, 3))
+    suspect, trusted, classes, (a, kernel, own), (theirs_a, theirs_kernel, theirs) = _tiny_pair(x)
+    report = audit_model(suspect, x, checks=REFERENCE_CHECKS, reference=trusted)
+    by_own, by_theirs = (_drops_by_hand(a, kernel, classes, cam).sum() for cam in (own, theirs))
     expected = (by_theirs - by_own) / (abs(by_theirs) + abs(by_own))
     assert by_own > 0 and abs(expected) > 0.01  # a live comparison
-    assert report.checks["reference"].score == pytest.approx(expected, rel=1e-4, abs=1e-6)
-    assert audit_model(suspect, x, checks=REFERENCE_CHECKS, reference=suspect).checks["reference"].score == 0.0
+    assert report.checks["reference_deletion"].score == pytest.approx(expected, rel=1e-4, abs=1e-6)
+    # The shift: GradCAM's change over the two functions' different responses to both maps' deletions.
+    mine = np.concatenate([_drops_by_hand(a, kernel, classes, cam) for cam in (own, theirs)])
+    reference_drops = np.concatenate([_drops_by_hand(theirs_a, theirs_kernel, classes, cam) for cam in (own, theirs)])
+    changed = np.abs(mine - reference_drops).mean() / np.abs(reference_drops).mean()
+
+    def normalized(cam):
+        cam = np.maximum(cam, 0)
+        return cam / cam.max(axis=(1, 2), keepdims=True)
+
+    moved = np.abs(normalized(own) - normalized(theirs)).mean()
+    assert changed > reference_shift.FLOOR and moved > 0.05
+    assert report.checks["reference_shift"].score == pytest.approx(moved / changed, rel=1e-4)
+    alike = audit_model(suspect, x, checks=REFERENCE_CHECKS, reference=suspect)
+    # The same function: no drop differs; the two maps differ by float32 rounding (two passes compute them).
+    assert alike.checks["reference_deletion"].score == 0.0 and alike.checks["reference_shift"].score < 1e-4
     with pytest.raises(ValueError, match="another architecture"):
         audit_model(suspect, x, reference=tiny_model(0, width=4))
-    with pytest.raises(ValueError, match="needs a reference model"):
+    with pytest.raises(ValueError, match="need a reference model"):
         audit_model(suspect, x, checks=REFERENCE_CHECKS)
 
 
 def test_the_attack_against_the_reference_check_trains_on_its_gap():
-    """`finetune.deletion_gap`, the term `finetune_attack.py --evade` adds, is the reference check's gap with
-    one donor, over the mean |y_c| + 1: against the closed form on `Tiny`, and 0 for the original itself."""
-    tuned, original = tiny_model(0), tiny_model(3)
+    """`finetune.deletion_gap`, the term `finetune_attack.py --evade` adds, is the reference deletion check's
+    gap with one donor, over the mean |y_c| + 1: against the closed form on `Tiny`, and 0 for the original."""
     x = jax.random.normal(jax.random.key(6), (5, 24, 24, 3))
+    tuned, original, _, (a, kernel, _), (theirs_a, theirs_kernel, _) = _tiny_pair(x)
     classes = np.array([0, 3, 1, 4, 2])
-    a, theirs_a = (np.asarray(m.features(x), np.float64) for m in (tuned, original))
-    kernel, theirs_kernel = (np.asarray(m.params["fc"]["kernel"], np.float64) for m in (tuned, original))
     own = np.einsum("bijk,kb->bij", a, kernel[:, classes])
     theirs = np.einsum("bijk,kb->bij", theirs_a, theirs_kernel[:, classes])
-    gap = (_deletion_total(a, kernel, classes, theirs, 1) - _deletion_total(a, kernel, classes, own, 1))
+    gap = (_drops_by_hand(a, kernel, classes, theirs, 1) - _drops_by_hand(a, kernel, classes, own, 1)).mean()
     scale = np.abs(np.asarray(tuned(x), np.float64)[np.arange(5), classes]).mean() + 1
-    expected = gap / (5 * len(finetune.DELETED)) / scale
-    assert abs(expected) > 1e-3
-    assert float(finetune.deletion_gap(tuned, original, x, jnp.asarray(classes))) == pytest.approx(expected, rel=1e-4)
+    assert abs(gap / scale) > 1e-3
+    assert float(finetune.deletion_gap(tuned, original, x, jnp.asarray(classes))) == pytest.approx(gap / scale,
+                                                                                                   rel=1e-4)
     assert float(finetune.deletion_gap(tuned, tuned, x, jnp.asarray(classes))) == 0.0
-    assert finetune.DELETED == reference.FRACTIONS
+    assert finetune.DELETED == deletion.FRACTIONS
 
 
 def _auc_trapezoid(honest, manipulated):

@@ -24,6 +24,21 @@ MIN_IMAGES = 4  # with 2, one pair of alike images decides every comparison (a c
 MIN_SPREAD = 0.05  # the least the images may differ, per pixel, as a share of their values' spread
 
 
+class Reference(NamedTuple):
+    """A trusted checkpoint of the probed model's architecture, and what it computes on the same images.
+
+    Attributes:
+      model: the reference `Model`.
+      a: (B, h, w, K) its A; context: what its head reads besides A, or None.
+      cam: (B, h, w) its GradCAM before the ReLU for the probed model's top classes.
+    """
+
+    model: Model
+    a: jax.Array
+    context: jax.Array | None
+    cam: jax.Array
+
+
 class Probe(NamedTuple):
     """A model's internals on B unlabelled images.
 
@@ -36,8 +51,7 @@ class Probe(NamedTuple):
         C' classes `probed_classes` picks.
       grad_rms: (K,) root mean square of d y_c / dA per channel over classes, images and positions.
       context: (B, ...) what the head reads besides A (`Model.encode`), or None.
-      reference_cam: (B, h, w) a reference model's GradCAM before its ReLU for the same top classes, or None
-        (`probe(..., reference=)`, read by the reference check).
+      reference: a trusted checkpoint's `Reference` on the same images (`probe(..., reference=)`), or None.
     """
 
     a: jax.Array
@@ -47,7 +61,7 @@ class Probe(NamedTuple):
     class_grads: jax.Array
     grad_rms: jax.Array
     context: jax.Array | None = None
-    reference_cam: jax.Array | None = None
+    reference: Reference | None = None
 
 
 def probed_classes(num_classes: int) -> tuple[int, ...]:
@@ -75,10 +89,23 @@ def _probe(model: Model, images: jax.Array, classes: tuple[int, ...]) -> Probe:
 
 
 @jax.jit
-def _reference_cam(reference: Model, images: jax.Array, classes: jax.Array) -> jax.Array:
-    """(B, h, w) `reference`'s GradCAM before its ReLU for `classes`, its head differentiated as it is."""
+def _reference(reference: Model, images: jax.Array, classes: jax.Array
+               ) -> tuple[jax.Array, jax.Array | None, jax.Array]:
+    """`reference`'s (A, context, GradCAM before its ReLU for `classes`), its head differentiated as it is."""
     g = gradients(reference, images, classes, opaque=True)
-    return grad_cam(g.a, g.grads[0])
+    return g.a, g.context, grad_cam(g.a, g.grads[0])
+
+
+def same_architecture(model: Model, reference: Model) -> None:
+    """Raise a ValueError unless `model` and `reference` are one module with parameters of the same shapes."""
+    if model.module != reference.module:
+        raise ValueError(f"the reference is another architecture ({type(reference.module).__name__} against "
+                         f"{type(model.module).__name__}, or other settings): reference mode compares versions of "
+                         "one network")
+    shapes = [jax.tree.map(lambda v: (v.shape, str(v.dtype)), m.params) for m in (model, reference)]
+    if jax.tree.structure(shapes[0]) != jax.tree.structure(shapes[1]) or shapes[0] != shapes[1]:
+        raise ValueError("the reference's parameters differ from the model's in names or shapes: reference mode "
+                         "compares versions of one network (a filter added or removed is another architecture)")
 
 
 def check_varied(images: np.ndarray) -> None:
@@ -101,8 +128,10 @@ def check_varied(images: np.ndarray) -> None:
 def probe(model: Model, images: jax.Array, reference: Model | None = None) -> Probe:
     """One forward and one head backward per probed class on `images` (B, H, W, 3), B >= MIN_IMAGES varied
     (`check_varied`), normalised; in passes of `BATCH` images. With `reference` (a model of the same
-    architecture), also its GradCAM for the model's top classes: one more forward and backward."""
+    architecture, else a ValueError), also its `Reference`: one more forward and backward."""
     check_images(images, model.input_size)
+    if reference is not None:
+        same_architecture(model, reference)
     images = np.asarray(images)
     check_varied(images)  # first: copies of one image are refused as such, however many
     if images.shape[0] < MIN_IMAGES:
@@ -116,18 +145,20 @@ def probe(model: Model, images: jax.Array, reference: Model | None = None) -> Pr
         chunk = images[first:first + batch]
         padded = jnp.asarray(np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), axis=0)]))  # one shape
         part, n = jax.device_get(_probe(model, padded, classes)), len(chunk)
-        theirs = None if reference is None else np.asarray(_reference_cam(reference, padded, jnp.asarray(part.top)))[:n]
+        theirs = None if reference is None else jax.device_get(_reference(reference, padded, jnp.asarray(part.top)))
         parts.append(Probe(part.a[:n], part.logits[:n], part.top[:n], part.top_grads[:n], part.class_grads[:, :n],
-                           part.grad_rms[:n], None if part.context is None else part.context[:n], theirs))
+                           part.grad_rms[:n], None if part.context is None else part.context[:n],
+                           None if theirs is None else tuple(None if v is None else v[:n] for v in theirs)))
     a, logits, top, top_grads, grad_sq = (np.concatenate([getattr(p, f) for p in parts])
                                           for f in ("a", "logits", "top", "top_grads", "grad_rms"))
     class_grads = np.concatenate([p.class_grads for p in parts], axis=1)
 
-    def joined(field):
-        values = [getattr(p, field) for p in parts]
+    def joined(values):
         return None if values[0] is None else jnp.asarray(np.concatenate(values))
 
-    context, theirs = joined("context"), joined("reference_cam")
+    context = joined([p.context for p in parts])
+    theirs = None if reference is None else Reference(
+        reference, *(joined([p.reference[i] for p in parts]) for i in range(3)))
     h, w = a.shape[1:3]
     grad_rms = np.sqrt(grad_sq.sum(axis=0) / (len(classes) * count * h * w))
     return Probe(*(jnp.asarray(v) for v in (a, logits, top, top_grads, class_grads, grad_rms)), context, theirs)

@@ -17,7 +17,8 @@ from cam_jax.audit.checks import (
     finite_differences,
     gradient_dominance,
     intervention,
-    reference,
+    reference_deletion,
+    reference_shift,
     weight_outliers,
 )
 from cam_jax.audit.finding import Finding
@@ -48,5 +49,6 @@ CHECKS: dict[str, Check] = {
 }
 
 REFERENCE_CHECKS: dict[str, Check] = {
-    "reference": _check(reference),
+    "reference_deletion": _check(reference_deletion),
+    "reference_shift": _check(reference_shift),
 }

@@ -1,0 +1,56 @@
+"""Reference mode: did the explanation move more than the function did, against a trusted checkpoint?
+
+A version of a network that learnt something new changes its explanations about as much as its function;
+an attack that keeps the function (distillation to the original) and tunes the map changes the one and not
+the other. The explanation's change is GradCAM's, normalised by its maximum, per cell of A, between the
+model and the reference (the matrix's "moved"). The function's change is how differently the two respond
+to the same interventions: the cells either map ranks highest deleted at A (`audit.deletion`), the mean
+|drop in the model - drop in the reference| over the mean |drop in the reference|. The score is their
+ratio, the function's change floored at FLOOR so that two functions that respond alike compare on their
+maps alone.
+
+What it cannot see (docs/GUIDE.md, "What the audit cannot see"): a tuned map that the function was made
+to follow under these deletions as well (the function's change then grows with the map's); a lie that
+costs the function as much as an honest retraining would (top-k, which lost 1.2 points of accuracy,
+scores 0.32-0.36); a backdoor whose trigger is not in the images; and a suspect that is not a version of
+the reference.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from cam_jax.audit import deletion
+from cam_jax.audit.finding import Finding
+from cam_jax.audit.probing import Probe
+from cam_jax.model import Model
+
+FLOOR = 0.02  # the function's change below which two functions count as responding alike
+THRESHOLD = 0.4  # between the honest versions and the attacks of docs/REPRODUCTION.md
+CLEAN_RANGE = (0.16, 0.25)  # honest fine-tunes of the bundled default (docs/REPRODUCTION.md)
+
+
+def normalized(cam: np.ndarray) -> np.ndarray:
+    """(B, h, w) GradCAM (the ReLU of `cam`, before it) over its maximum per image; 0 where all zero."""
+    cam = np.maximum(cam, 0)
+    peak = cam.max(axis=(1, 2), keepdims=True)
+    return np.where(peak > 0, cam / np.where(peak > 0, peak, 1), 0)
+
+
+def check(model: Model, probe: Probe) -> Finding:
+    """GradCAM's change per cell / max(the function's relative change under the same deletions, FLOOR)."""
+    if probe.reference is None:
+        raise ValueError("the reference checks need a reference model: audit_model(model, images, reference=...)")
+    ref = probe.reference
+    own = np.asarray(deletion.cam_before_relu(probe.a, probe.top_grads), np.float64)
+    theirs = np.asarray(ref.cam, np.float64)
+    moved = float(np.abs(normalized(own) - normalized(theirs)).mean())
+    cells = jnp.asarray(np.concatenate([deletion.masks(own), deletion.masks(theirs)]))
+    mine = np.asarray(deletion.drops(model, probe.a, probe.context, probe.top, cells), np.float64)
+    reference = np.asarray(deletion.drops(ref.model, ref.a, ref.context, probe.top, cells), np.float64)
+    scale = float(np.abs(reference).mean())
+    changed = float(np.abs(mine - reference).mean()) / scale if scale > 0 else 0.0
+    score = moved / max(changed, FLOOR)
+    return Finding(score, f"GradCAM moved {moved:.3g} per cell of A from the reference's, while the function's "
+                          f"response to deleting the maps' top cells changed by {changed:.3g} of the reference's", None)

@@ -1,0 +1,74 @@
+"""Deletion at A: the cells a map ranks highest take other images' A there, and the score's drop says how
+much the function used them. What the reference checks compare between a model and a trusted checkpoint.
+
+The replacement comes from the other audit images (an intervention that stays on the data), each image's
+cells from each of the next DONORS images in turn, so no baseline value marks a deleted cell.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cam_jax.model import Model
+
+FRACTIONS = (0.0625, 0.125, 0.25)  # shares of A's cells deleted, most credited first
+DONORS = 3  # each image's deleted cells come from each of the next DONORS images in turn
+
+
+def cam_before_relu(a: jax.Array, grads: jax.Array) -> jax.Array:
+    """(B, h, w) sum_k alpha_k A^k, alpha_k the mean over positions of grads (B, h, w, K): GradCAM before its
+    ReLU, whose order on the cells is GradCAM's with its zeros told apart."""
+    return jnp.einsum("bhwk,bk->bhw", a, grads.mean(axis=(1, 2)))
+
+
+def masks(cam: np.ndarray) -> np.ndarray:
+    """(F, B, h, w) bool: for each of FRACTIONS, each image's round(fraction h w) (at least one) cells that
+    `cam` (B, h, w) ranks highest.
+
+    Example:
+      >>> masks(np.arange(16.0).reshape(1, 4, 4))[:, 0].astype(int)
+      array([[[0, 0, 0, 0],
+              [0, 0, 0, 0],
+              [0, 0, 0, 0],
+              [0, 0, 0, 1]],
+      <BLANKLINE>
+             [[0, 0, 0, 0],
+              [0, 0, 0, 0],
+              [0, 0, 0, 0],
+              [0, 0, 1, 1]],
+      <BLANKLINE>
+             [[0, 0, 0, 0],
+              [0, 0, 0, 0],
+              [0, 0, 0, 0],
+              [1, 1, 1, 1]]])
+    """
+    b, h, w = cam.shape
+    rank = np.argsort(np.argsort(-cam.reshape(b, h * w), axis=1, kind="stable"), axis=1)  # 0 for the top cell
+    counts = np.maximum(1, np.round(np.asarray(FRACTIONS) * h * w)).astype(int)
+    return (rank[None] < counts[:, None, None]).reshape(len(FRACTIONS), b, h, w)
+
+
+@functools.partial(jax.jit, static_argnames="donors")
+def drops(model: Model, a: jax.Array, context: jax.Array | None, top: jax.Array, cells: jax.Array,
+          donors: int = DONORS) -> jax.Array:
+    """(M, donors, B) y_top(A) - y_top(A with each mask's cells taken from image b + d), d = 1..donors.
+
+    Args:
+      a: (B, h, w, K) A; context: what the head reads besides A, or None (each image keeps its own).
+      top: (B,) the class whose logit is the score.
+      cells: (M, B, h, w) bool, the cells to replace.
+    """
+    def score(x):
+        return jnp.take_along_axis(model.head(x, context), top[:, None], axis=1)[:, 0]
+
+    base = score(a)
+
+    def deleted(mask):
+        return jnp.stack([base - score(jnp.where(mask[..., None], jnp.roll(a, -d, axis=0), a))
+                          for d in range(1, donors + 1)])
+
+    return jax.lax.map(deleted, cells)
