@@ -47,7 +47,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", choices=finetune.KEEPS, default="labels",
                         help="hold the predictions by cross-entropy on the labels or by distillation to the original")
     parser.add_argument("--evade", type=float, default=0.0,
-                        help="weight of a term that trains against the audit's reference check (0: none)")
+                        help="weight of a term that trains against the audit's reference_deletion check (0: none)")
     parser.add_argument("--seed", type=int, default=0, help="the training images' stream and sticker placement")
     parser.add_argument("--test-images", type=int, default=256)
     parser.add_argument("--methods", nargs="+", default=list(MATRIX_METHODS), choices=MATRIX_METHODS,

@@ -27,7 +27,7 @@ from cam_jax.manipulations.fooling import AttackBatch, Fooling, Views
 from cam_jax.model import Model
 
 KEEPS = ("labels", "logits")
-DELETED = (0.0625, 0.125, 0.25)  # shares of A's cells the reference check deletes (audit/checks/reference.py)
+DELETED = (0.0625, 0.125, 0.25)  # shares of A's cells the audit deletes (audit/deletion.py)
 
 
 def gradcam_before_relu(model: Model) -> Callable[[jax.Array, jax.Array], jax.Array]:
@@ -46,7 +46,7 @@ def gradcam_view(model: Model) -> Callable[[jax.Array, jax.Array], jax.Array]:
 
 
 def deletion_gap(tuned: Model, original: Model, x: jax.Array, classes: jax.Array) -> jax.Array:
-    """The audit's reference check as an attacker trains against it: mean over images and DELETED of
+    """The audit's reference_deletion check as an attacker trains against it: mean over images and DELETED of
     (drop of y_c when the cells the original's GradCAM ranks highest take the next image's A) - (the same
     for the tuned model's own GradCAM), on the tuned model, over the mean |y_c| + 1. The cells are chosen
     without gradient (a ranking); the drops are differentiated through the tuned model.
@@ -75,7 +75,7 @@ def objective(original: Model, fooling: Fooling, lam: float = 1.0, keep: str = "
               ) -> Callable[[object, AttackBatch], tuple[jax.Array, dict[str, jax.Array]]]:
     """(params, batch) -> (keep + lam * (fooling + blank) + evade * relu(gap), {"keep", "fooling", "blank",
     "gap", "accuracy"}) for a model of `original`'s architecture; the original's maps and logits are
-    constants (no gradient). `gap` is `deletion_gap`, what the audit's reference check reads: an attacker
+    constants (no gradient). `gap` is `deletion_gap`, what the audit's reference_deletion check reads: an attacker
     who knows the original (it is the reference a user would audit against) can train its map's cells to
     matter as much to the function as the original's do.
 
@@ -137,7 +137,7 @@ def finetune(
       optimizer: any optax transformation.
       lam: weight of the fooling loss.
       keep: "labels" (cross-entropy) or "logits" (distillation to the original's softmax).
-      evade: weight of the reference check's gap (`objective`); 0 leaves it out.
+      evade: weight of the reference_deletion check's gap (`objective`); 0 leaves it out.
       progress: show a progress bar.
 
     Returns:

@@ -11,8 +11,10 @@ function does not use, while the reference's map, made when the function was the
 ones it does. The score is how much more the reference's cells move the suspect's score than its own:
 (drop_reference - drop_own) / (|drop_reference| + |drop_own|), in [-1, 1].
 
-What it cannot see (docs/GUIDE.md, "What the audit cannot see"): a backdoor whose trigger is not in the
-images (the map is honest there); a function retrained so that what the lying map credits is what the
+What it cannot see (docs/GUIDE.md, "What the audit cannot see"): a lie that is partly true, whose credited
+cells the tuned function was made to use almost as much (the learned target map; `reference_shift` sees
+that its map moved far more than its function); a backdoor whose trigger is not in the images (the map is
+honest there); a function retrained so that what the lying map credits is what the
 function uses under this intervention (`finetune.deletion_gap`, `finetune_attack.py --evade`); and a
 suspect that is not a version of the reference, whose own map should then explain it better anyway (no
 flag, and nothing learnt).
