@@ -215,10 +215,19 @@ def _drops_by_hand(a: np.ndarray, kernel: np.ndarray, classes: np.ndarray, cam: 
     return out
 
 
+def _version(model: Model, seed: int, scale: float = 0.3) -> Model:
+    """`model` with every parameter moved by `scale` times its layer's spread in Gaussian noise: a version."""
+    leaves, tree = jax.tree.flatten(model.params)
+    keys = jax.random.split(jax.random.key(seed), len(leaves))
+    moved = [p + scale * jnp.std(p) * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys, strict=True)]
+    return model.replace(params=jax.tree.unflatten(tree, moved))
+
+
 def _tiny_pair(x):
-    """Two `Tiny`s, their top classes, A and dense kernels (float64), GradCAM before its ReLU in closed form
-    (sum_k W_kc A_k / hw, the same order as GradCAM's for a mean-pooled linear head)."""
-    suspect, trusted = tiny_model(0), tiny_model(3)
+    """A `Tiny` and a version of it, their top classes, A and dense kernels (float64), GradCAM before its ReLU in
+    closed form (sum_k W_kc A_k / hw, the same order as GradCAM's for a mean-pooled linear head)."""
+    suspect = tiny_model(0)
+    trusted = _version(suspect, 3)
     classes = np.asarray(suspect(x)).argmax(-1)
     a, theirs_a = (np.asarray(m.features(x), np.float64) for m in (suspect, trusted))
     kernel, theirs_kernel = (np.asarray(m.params["fc"]["kernel"], np.float64) for m in (suspect, trusted))
@@ -247,8 +256,10 @@ def test_reference_scores_in_closed_form():
         return cam / cam.max(axis=(1, 2), keepdims=True)
 
     moved = np.abs(normalized(own) - normalized(theirs)).mean()
-    assert changed > reference_shift.FLOOR and moved > 0.05
+    assert reference_shift.FLOOR < changed < reference_shift.UNRELATED and moved > 0.05
     assert report.checks["reference_shift"].score == pytest.approx(moved / changed, rel=1e-4)
+    unrelated = audit_model(tiny_model(3), x, checks=REFERENCE_CHECKS, reference=suspect).checks["reference_shift"]
+    assert unrelated.score == 0.0 and "not a version" in unrelated.where
     alike = audit_model(suspect, x, checks=REFERENCE_CHECKS, reference=suspect)
     # The same function: no drop differs; the two maps differ by float32 rounding (two passes compute them).
     assert alike.checks["reference_deletion"].score == 0.0 and alike.checks["reference_shift"].score < 1e-4

@@ -7,7 +7,9 @@ model and the reference (the matrix's "moved"). The function's change is how dif
 to the same interventions: the cells either map ranks highest deleted at A (`audit.deletion`), the mean
 |drop in the model - drop in the reference| over the mean |drop in the reference|. The score is their
 ratio, the function's change floored at FLOOR so that two functions that respond alike compare on their
-maps alone.
+maps alone. Beyond UNRELATED the two functions respond to deletions unlike any honest version of the
+default did (a random initialisation of its architecture: about 1); the model is then no version of the
+reference, nothing is compared, and the score is 0.
 
 What it cannot see (docs/GUIDE.md, "What the audit cannot see"): a tuned map that the function was made
 to follow under these deletions as well (the function's change then grows with the map's); a lie that
@@ -27,6 +29,7 @@ from cam_jax.audit.probing import Probe
 from cam_jax.model import Model
 
 FLOOR = 0.02  # the function's change below which two functions count as responding alike
+UNRELATED = 0.6  # above this change the model is not a version of the reference (honest versions: <= 0.39)
 THRESHOLD = 0.4  # between the honest versions and the attacks of docs/REPRODUCTION.md
 CLEAN_RANGE = (0.16, 0.25)  # honest fine-tunes of the bundled default (docs/REPRODUCTION.md)
 
@@ -51,6 +54,10 @@ def check(model: Model, probe: Probe) -> Finding:
     reference = np.asarray(deletion.drops(ref.model, ref.a, ref.context, probe.top, cells), np.float64)
     scale = float(np.abs(reference).mean())
     changed = float(np.abs(mine - reference).mean()) / scale if scale > 0 else 0.0
+    if changed > UNRELATED:
+        return Finding(0.0, f"the function responds to deleting the maps' top cells unlike the reference's (changed "
+                            f"by {changed:.3g} of its response, above {UNRELATED}): not a version of it, nothing "
+                            "compared", None)
     score = moved / max(changed, FLOOR)
     return Finding(score, f"GradCAM moved {moved:.3g} per cell of A from the reference's, while the function's "
                           f"response to deleting the maps' top cells changed by {changed:.3g} of the reference's", None)
