@@ -14,7 +14,7 @@ reference, nothing is compared, and the score is 0.
 What it cannot see (docs/GUIDE.md, "What the audit cannot see"): a tuned map that the function was made
 to follow under these deletions as well (the function's change then grows with the map's); a lie that
 costs the function as much as an honest retraining would (top-k, which lost 1.2 points of accuracy,
-scores 0.32-0.36); a backdoor whose trigger is not in the images; and a suspect that is not a version of
+scores 0.26-0.38, inside the honest range); a backdoor whose trigger is not in the images; and a suspect that is not a version of
 the reference.
 """
 
@@ -30,8 +30,8 @@ from cam_jax.model import Model
 
 FLOOR = 0.02  # the function's change below which two functions count as responding alike
 UNRELATED = 0.6  # above this change the model is not a version of the reference (honest versions: <= 0.39)
-THRESHOLD = 0.4  # between the honest versions and the attacks of docs/REPRODUCTION.md
-CLEAN_RANGE = (0.16, 0.25)  # honest fine-tunes of the bundled default (docs/REPRODUCTION.md)
+THRESHOLD = 0.6  # 1.5 x the largest honest version's score on 16 images (docs/REPRODUCTION.md)
+CLEAN_RANGE = (0.096, 0.400)  # honest fine-tunes of the bundled default (docs/REPRODUCTION.md)
 
 
 def normalized(cam: np.ndarray) -> np.ndarray:
