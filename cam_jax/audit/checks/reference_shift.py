@@ -14,8 +14,8 @@ reference, nothing is compared, and the score is 0.
 What it cannot see (docs/GUIDE.md, "What the audit cannot see"): a tuned map that the function was made
 to follow under these deletions as well (the function's change then grows with the map's); a lie that
 costs the function as much as an honest retraining would (top-k, which lost 1.2 points of accuracy,
-scores 0.26-0.38, inside the honest range); a backdoor whose trigger is not in the images; and a suspect that is not a version of
-the reference.
+scores 0.26-0.38, inside the honest range; `reference_deletion` catches it); a backdoor whose trigger
+is not in the images; and a suspect that is not a version of the reference.
 """
 
 from __future__ import annotations
