@@ -260,6 +260,8 @@ def test_reference_scores_in_closed_form():
     assert report.checks["reference_shift"].score == pytest.approx(moved / changed, rel=1e-4)
     unrelated = audit_model(tiny_model(3), x, checks=REFERENCE_CHECKS, reference=suspect).checks["reference_shift"]
     assert unrelated.score == 0.0 and "not a version" in unrelated.where
+    flagged = report._replace(checks={name: c._replace(score=2 * c.threshold) for name, c in report.checks.items()})
+    assert flagged.manipulated and "saliency_beta" in recommend(suspect, x, flagged).advice
     alike = audit_model(suspect, x, checks=REFERENCE_CHECKS, reference=suspect)
     # The same function: no drop differs; the two maps differ by float32 rounding (two passes compute them).
     assert alike.checks["reference_deletion"].score == 0.0 and alike.checks["reference_shift"].score < 1e-4
