@@ -19,15 +19,10 @@ FRACTIONS = (0.0625, 0.125, 0.25)  # shares of A's cells deleted, most credited 
 DONORS = 3  # each image's deleted cells come from each of the next DONORS images in turn
 
 
-def cam_before_relu(a: jax.Array, grads: jax.Array) -> jax.Array:
-    """(B, h, w) sum_k alpha_k A^k, alpha_k the mean over positions of grads (B, h, w, K): GradCAM before its
-    ReLU, whose order on the cells is GradCAM's with its zeros told apart."""
-    return jnp.einsum("bhwk,bk->bhw", a, grads.mean(axis=(1, 2)))
-
-
 def masks(cam: np.ndarray) -> np.ndarray:
     """(F, B, h, w) bool: for each of FRACTIONS, each image's round(fraction h w) (at least one) cells that
-    `cam` (B, h, w) ranks highest.
+    `cam` (B, h, w) ranks highest. Given GradCAM before its ReLU (`weightings.grad_cam`), the order is
+    GradCAM's with its zeros told apart.
 
     Example:
       >>> masks(np.arange(16.0).reshape(1, 4, 4))[:, 0].astype(int)

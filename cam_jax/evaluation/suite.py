@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
-import jax.numpy as jnp
 import numpy as np
 
 from cam_jax.audit import audit_model, excluded
 from cam_jax.cams.weightings import Weighting, grad_cam, grad_cam_authors
-from cam_jax.data import images, shapes, stickers
+from cam_jax.data import stickers
+from cam_jax.evaluation import population
 from cam_jax.evaluation.config import PAPER, Config
 from cam_jax.manipulations import constant_flat, constant_image, editable, semi_random, sticker_backdoor
 from cam_jax.model import Model
@@ -148,8 +148,7 @@ def recommended_entries(entries: tuple[Entry, ...], model: Model, config: Config
     explanation (`audit.excluded`), compared on every data with the original's explanation (the
     recommendation's aim is the map the manipulation hid). Each is audited here, on AUDIT_IMAGES generated
     shapes, so that the evaluation's compiled step knows the channels."""
-    x = jnp.asarray(images.normalize(shapes.batch(shapes.TEST_SEED, range(AUDIT_IMAGES), model.input_size).pixels,
-                                     model.preprocess))
+    x = population.audit_images(model, AUDIT_IMAGES)
     base = original(model, config)
     flagged = {e.name: audit_model(e.build(base, config), x).channels for e in entries}
     return tuple(Entry(f"{e.name}+rec", f"{e.title}, as the audit recommends",

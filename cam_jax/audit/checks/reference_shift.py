@@ -20,12 +20,15 @@ is not in the images; and a suspect that is not a version of the reference.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from cam_jax.audit import deletion
 from cam_jax.audit.finding import Finding
 from cam_jax.audit.probing import Probe
+from cam_jax.cams.maps import normalize
+from cam_jax.cams.weightings import grad_cam
 from cam_jax.model import Model
 
 FLOOR = 0.02  # the function's change below which two functions count as responding alike
@@ -34,21 +37,14 @@ THRESHOLD = 0.6  # 1.5 x the largest honest version's score on 16 images (docs/R
 CLEAN_RANGE = (0.096, 0.400)  # honest fine-tunes of the bundled default (docs/REPRODUCTION.md)
 
 
-def normalized(cam: np.ndarray) -> np.ndarray:
-    """(B, h, w) GradCAM (the ReLU of `cam`, before it) over its maximum per image; 0 where all zero."""
-    cam = np.maximum(cam, 0)
-    peak = cam.max(axis=(1, 2), keepdims=True)
-    return np.where(peak > 0, cam / np.where(peak > 0, peak, 1), 0)
-
-
 def check(model: Model, probe: Probe) -> Finding:
     """GradCAM's change per cell / max(the function's relative change under the same deletions, FLOOR)."""
     if probe.reference is None:
         raise ValueError("the reference checks need a reference model: audit_model(model, images, reference=...)")
     ref = probe.reference
-    own = np.asarray(deletion.cam_before_relu(probe.a, probe.top_grads), np.float64)
-    theirs = np.asarray(ref.cam, np.float64)
-    moved = float(np.abs(normalized(own) - normalized(theirs)).mean())
+    own, theirs = grad_cam(probe.a, probe.top_grads), ref.cam  # before the ReLU
+    moved = float(jnp.abs(normalize(jax.nn.relu(own)) - normalize(jax.nn.relu(theirs))).mean())
+    own, theirs = np.asarray(own), np.asarray(theirs)
     cells = jnp.asarray(np.concatenate([deletion.masks(own), deletion.masks(theirs)]))
     mine = np.asarray(deletion.drops(model, probe.a, probe.context, probe.top, cells), np.float64)
     reference = np.asarray(deletion.drops(ref.model, ref.a, ref.context, probe.top, cells), np.float64)
