@@ -3,6 +3,11 @@
     python scripts/audit_eval.py --out audit_eval/              # the full populations (trains and caches)
     python scripts/audit_eval.py --out /tmp/q --quick           # random models only, for a smoke test
     python scripts/audit_eval.py --out DIR --attacked attacks/location.npz ...   # + attacks of the default
+    python scripts/audit_eval.py --out DIR --reference weights/default.npz --honest tuned.npz ... --attacked a.npz ...
+
+With --reference (reference mode, `audit.py --reference`): no population; every --honest file (versions of
+the reference with no lie) and every --attacked file is audited against the reference on each of the
+--image-seeds sets of --count generated shapes, one model per file and set.
 
 Honest: the bundled default and `cam_jax.evaluation.population.HONEST` (trained on the generated shapes,
 cached under --cache, and random initialisations). Held-in attacks: T1-T4, the exact T1/T2 and chains,
@@ -26,6 +31,7 @@ import os
 import sys
 
 from cam_jax.atomic import write_json
+from cam_jax.audit.probing import MIN_IMAGES
 from cam_jax.evaluation import detector, figures
 
 
@@ -38,7 +44,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="two random honest models, T1 and T4 on one of them, no fine-tuning")
     parser.add_argument("--seed", type=int, default=0, help="draws of the manipulations' constants")
     parser.add_argument("--attacked", nargs="+", default=[], metavar="W.npz",
-                        help="held-out attacked weights of the bundled default (finetune_attack.py outputs)")
+                        help="held-out attacked weights of the bundled default (finetune_attack.py outputs), or "
+                             "with --reference of the reference")
+    parser.add_argument("--reference", default=None, metavar="W",
+                        help="reference mode: the trusted weights that --honest and --attacked are versions of")
+    parser.add_argument("--honest", nargs="+", default=[], metavar="W.npz",
+                        help="with --reference: honest versions of it (fine-tunes with no fooling term)")
+    parser.add_argument("--image-seeds", nargs="+", type=int, default=list(detector.IMAGE_SEEDS), metavar="SEED",
+                        help="with --reference: the generated image sets' streams")
+    parser.add_argument("--count", type=int, default=16, help="with --reference: images per set")
     return parser.parse_args(argv)
 
 
@@ -47,15 +61,30 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.quick and args.attacked:
             raise ValueError("--attacked needs the full population (the default is not in --quick's)")
-        for path in args.attacked:
-            if not os.path.exists(path):
-                raise ValueError(f"--attacked {path}: no such file")
+        if args.reference is None and args.honest:
+            raise ValueError("--honest names versions of a --reference")
+        if args.reference is not None and (args.quick or not args.honest or not args.attacked):
+            raise ValueError("--reference needs --honest and --attacked files, and no --quick")
+        if args.count < MIN_IMAGES:
+            raise ValueError(f"--count must be at least {MIN_IMAGES}, got {args.count}")
+        for flag, paths in (("--attacked", args.attacked), ("--honest", args.honest),
+                            ("--reference", [args.reference] if args.reference else [])):
+            for path in paths:
+                if not os.path.isfile(path):
+                    raise ValueError(f"{flag} {path}: no such file")
+        if not all(0 <= seed < 2**31 for seed in args.image_seeds):
+            raise ValueError(f"--image-seeds take streams in [0, 2**31), got {args.image_seeds}")
         os.makedirs(args.out, exist_ok=True)
-        os.makedirs(args.cache, exist_ok=True)
+        if args.reference is not None:  # its errors are the files': another architecture, an unreadable file
+            rows, summary = detector.versions(args.reference, tuple(args.honest), tuple(args.attacked),
+                                              tuple(args.image_seeds), args.count)
+        else:
+            os.makedirs(args.cache, exist_ok=True)
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    rows, summary = detector.run(args.cache, args.quick, args.seed, tuple(args.attacked))
+    if args.reference is None:
+        rows, summary = detector.run(args.cache, args.quick, args.seed, tuple(args.attacked))
     summary = {"command": "python scripts/audit_eval.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                **summary}
     write_json(os.path.join(args.out, "audit_eval.json"), summary)

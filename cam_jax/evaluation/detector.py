@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, NamedTuple
 
@@ -9,14 +10,18 @@ import jax
 import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from cam_jax.audit.probing import same_architecture
 from cam_jax.audit.verdict import Report, audit_model
 from cam_jax.convert import checkpoint, default_weights, load_weights
+from cam_jax.data import shapes
 from cam_jax.evaluation import population
 from cam_jax.evaluation.roc import auroc, roc_curve, tpr_at_fpr
 from cam_jax.manipulations import fooling
+from cam_jax.model import Model
 
 GROUPS = ("honest", "held-in", "adaptive", "held-out")
 FINETUNE_BASES = 2  # trained honest models that the held-out fine-tuning attacks start from
+IMAGE_SEEDS = (shapes.TEST_SEED, 123, 7)  # reference mode's image sets (docs/REPRODUCTION.md, "Reference mode")
 
 
 class Row(NamedTuple):
@@ -74,6 +79,18 @@ def curves(rows: list[Row]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray,
     return out
 
 
+def _audit(model: Model, x: jax.Array, reference: Model | None = None) -> Report:
+    report = audit_model(model, x, reference=reference)
+    # Every model compiles its own passes: kept, ~300 models' executables exhausted LLVM's memory maps.
+    jax.clear_caches()
+    return report
+
+
+def _columns() -> tuple:
+    return (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[status]}"), TimeElapsedColumn())
+
+
 def run(cache: str, quick: bool = False, seed: int = 0, attacked: tuple[str, ...] = ()) -> tuple[list[Row], dict]:
     """Audit every model of the populations (`population`): the honest ones (the bundled default and
     `population.HONEST`, or `QUICK`), the held-in manipulations of the trained ones, and held out the
@@ -85,14 +102,10 @@ def run(cache: str, quick: bool = False, seed: int = 0, attacked: tuple[str, ...
     accuracy, changes = {}, {}
 
     def audited(name, group, family, model):
-        rows.append(Row(name, group, family, audit_model(model, population.audit_images(model))))
-        # Every model compiles its own passes: kept, ~300 models' executables exhausted LLVM's memory maps.
-        jax.clear_caches()
+        rows.append(Row(name, group, family, _audit(model, population.audit_images(model))))
         return rows[-1]
 
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TextColumn("{task.fields[status]}"), TimeElapsedColumn())
-    with Progress(*columns) as progress:
+    with Progress(*_columns()) as progress:
         honest = [] if quick else [("default", checkpoint.load(default_weights())[0], True)]
         task = progress.add_task("honest models", total=len(specs) + len(honest), status="")
         for spec in specs:
@@ -136,6 +149,39 @@ def run(cache: str, quick: bool = False, seed: int = 0, attacked: tuple[str, ...
             progress.advance(task)
     return rows, {**summarise(rows), "honest_accuracy": accuracy, "map_change": changes,
                   "seconds": time.time() - start}
+
+
+def versions(reference: str, honest: tuple[str, ...], attacked: tuple[str, ...],
+             seeds: tuple[int, ...] = IMAGE_SEEDS, count: int = 16) -> tuple[list[Row], dict]:
+    """Reference mode as a detector: every weight file (`load_weights`) audited against the `reference`
+    file on each image set (`count` generated shapes of each stream in `seeds`), one row per file and
+    set, named "STEM@SEED". `honest` are versions of the reference with no lie (fine-tunes with no
+    fooling term), `attacked` its attacks (group "held-out"). Returns the rows and `summarise`'s summary
+    with each file's accuracy and how far its GradCAM moved from the reference's (first set), per file."""
+    start = time.time()
+    trusted = load_weights(reference)[0]
+    files = [(path, "honest", "version") for path in honest] + [(path, "held-out", "finetune (file)")
+                                                                for path in attacked]
+    for path, _, _ in files:  # before hours of work, not after
+        try:
+            same_architecture(load_weights(path)[0], trusted)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+    rows: list[Row] = []
+    accuracy, changes = {}, {}
+    with Progress(*_columns()) as progress:
+        task = progress.add_task("versions", total=len(files) * len(seeds), status="")
+        for path, group, family in files:
+            model = load_weights(path)[0]
+            stem = os.path.splitext(os.path.basename(path))[0]
+            accuracy[stem] = population.accuracy(model)
+            changes[stem] = population.map_change(trusted, model, population.audit_images(trusted, count, seeds[0]))
+            for seed in seeds:
+                progress.update(task, status=f"{stem}@{seed}")
+                x = population.audit_images(model, count, seed)
+                rows.append(Row(f"{stem}@{seed}", group, family, _audit(model, x, trusted)))
+                progress.advance(task)
+    return rows, {**summarise(rows), "accuracy": accuracy, "map_change": changes, "seconds": time.time() - start}
 
 
 def table(summary: dict) -> str:
