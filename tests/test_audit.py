@@ -201,9 +201,11 @@ def test_merged_appended_filters_are_the_same_function_as_a_stock_vgg():
 
 def _drops_by_hand(a: np.ndarray, kernel: np.ndarray, classes: np.ndarray, cam: np.ndarray,
                    donors: int = deletion.DONORS) -> np.ndarray:
-    """(F, donors, B) the drop of y_c when the cells `cam` ranks highest take the donor's A, for a head
-    y = kernel^T mean_ij A_ij + bias: the sum over the cells of kernel_c . (A_b - A_donor) / hw, by loops."""
+    """(F, donors, B) the drop of s_c = y_c - mean y when the cells `cam` ranks highest take the donor's A,
+    for a head y = kernel^T mean_ij A_ij + bias: the sum over the cells of (kernel_c - mean_c' kernel_c') .
+    (A_b - A_donor) / hw, by loops."""
     count, h, w, k = a.shape
+    kernel = kernel - kernel.mean(axis=1, keepdims=True)
     out = np.zeros((len(deletion.FRACTIONS), donors, count))
     for b in range(count):
         order = np.argsort(-cam[b].ravel(), kind="stable")
@@ -249,7 +251,7 @@ def test_reference_scores_in_closed_form():
     # The shift: GradCAM's change over the two functions' different responses to both maps' deletions.
     mine = np.concatenate([_drops_by_hand(a, kernel, classes, cam) for cam in (own, theirs)])
     reference_drops = np.concatenate([_drops_by_hand(theirs_a, theirs_kernel, classes, cam) for cam in (own, theirs)])
-    changed = np.abs(mine - reference_drops).mean() / np.abs(reference_drops).mean()
+    changed = np.abs(mine / np.abs(mine).mean() - reference_drops / np.abs(reference_drops).mean()).mean()
 
     def normalized(cam):
         cam = np.maximum(cam, 0)
@@ -259,7 +261,7 @@ def test_reference_scores_in_closed_form():
     assert reference_shift.FLOOR < changed < reference_shift.UNRELATED and moved > 0.05
     assert report.checks["reference_shift"].score == pytest.approx(moved / changed, rel=1e-4)
     unrelated = audit_model(tiny_model(3), x, checks=REFERENCE_CHECKS, reference=suspect).checks["reference_shift"]
-    assert unrelated.score == 0.0 and "not a version" in unrelated.where
+    assert unrelated.score > reference_shift.THRESHOLD and "not a version" in unrelated.where
     flagged = report._replace(checks={name: c._replace(score=2 * c.threshold) for name, c in report.checks.items()})
     assert flagged.manipulated and "saliency_beta" in recommend(suspect, x, flagged).advice
     alike = audit_model(suspect, x, checks=REFERENCE_CHECKS, reference=suspect)
@@ -271,16 +273,47 @@ def test_reference_scores_in_closed_form():
         audit_model(suspect, x, checks=REFERENCE_CHECKS)
 
 
+def _head_rewritten(model: Model, scale: float, common: np.ndarray | None = None) -> Model:
+    """`model` with its dense layer times `scale` and, given `common` (K,), that vector added to every
+    class's row (and 1 to every bias): y' = scale y + (common . h + 1), the same softmax up to a temperature."""
+    fc = model.params["fc"]
+    kernel = scale * fc["kernel"] + (0.0 if common is None else jnp.asarray(common)[:, None])
+    bias = scale * fc["bias"] + (0.0 if common is None else 1.0)
+    return model.replace(params={**model.params, "fc": {"kernel": kernel, "bias": bias}})
+
+
+def test_the_reference_checks_hold_against_rewrites_of_the_logits():
+    """Two attacks on reference mode that change no prediction. A term common to every logit (u . h added to
+    each: the softmax exactly unchanged) moves every class's GradCAM to u's map, a lie; read on raw logits it
+    also moved every drop, the function looked unlike any version, and the shift passed it. A temperature
+    (x2) alone is no lie: read unscaled it too looked like no version. Both checks flag the first and
+    score the second 0 (the same drops in scale, the same normalised maps)."""
+    x = jax.random.normal(jax.random.key(7), (6, 24, 24, 3))
+    trusted = tiny_model(0)
+    hidden = np.asarray(trusted.features(x)).shape[-1]
+    common = 20 * np.asarray(jax.random.normal(jax.random.key(8), (hidden,)))
+    lying = _head_rewritten(trusted, 2.0, common)
+    np.testing.assert_allclose(jax.nn.softmax(lying(x)), jax.nn.softmax(2 * trusted(x)), atol=1e-5)
+    moved = float(jnp.abs(normalize(gradcam(lying, x).cam) - normalize(gradcam(trusted, x).cam)).mean())
+    assert moved > 0.1
+    report = audit_model(lying, x, checks=REFERENCE_CHECKS, reference=trusted)
+    assert all(c.flagged for c in report.checks.values()), report.text()
+    assert "not a version" not in report.checks["reference_shift"].where
+    cooled = audit_model(_head_rewritten(trusted, 2.0), x, checks=REFERENCE_CHECKS, reference=trusted)
+    assert cooled.checks["reference_deletion"].score == 0.0 and cooled.checks["reference_shift"].score < 1e-4
+
+
 def test_the_attack_against_the_reference_check_trains_on_its_gap():
     """`finetune.deletion_gap`, the term `finetune_attack.py --evade` adds, is the reference deletion check's
-    gap with one donor, over the mean |y_c| + 1: against the closed form on `Tiny`, and 0 for the original."""
+    gap with one donor, over the mean |y_c - mean y| + 1: against the closed form on `Tiny`, and 0 for the original."""
     x = jax.random.normal(jax.random.key(6), (5, 24, 24, 3))
     tuned, original, _, (a, kernel, _), (theirs_a, theirs_kernel, _) = _tiny_pair(x)
     classes = np.array([0, 3, 1, 4, 2])
     own = np.einsum("bijk,kb->bij", a, kernel[:, classes])
     theirs = np.einsum("bijk,kb->bij", theirs_a, theirs_kernel[:, classes])
     gap = (_drops_by_hand(a, kernel, classes, theirs, 1) - _drops_by_hand(a, kernel, classes, own, 1)).mean()
-    scale = np.abs(np.asarray(tuned(x), np.float64)[np.arange(5), classes]).mean() + 1
+    logits = np.asarray(tuned(x), np.float64)
+    scale = np.abs(logits[np.arange(5), classes] - logits.mean(axis=1)).mean() + 1
     assert abs(gap / scale) > 1e-3
     assert float(finetune.deletion_gap(tuned, original, x, jnp.asarray(classes))) == pytest.approx(gap / scale,
                                                                                                    rel=1e-4)
@@ -345,3 +378,27 @@ def test_audit_eval_quick_writes_the_detector_figures(tmp_path):
         assert 0.0 <= entry["held-in"]["auroc"] <= 1.0
     assert summary["checks"]["combined"]["held-in"]["auroc"] >= 0.95
     assert (tmp_path / "roc.png").stat().st_size > 10_000
+
+
+def test_audit_eval_reference_mode_rows_in_closed_form(tmp_path):
+    """Reference mode as a detector: one row per file and image set. The reference against itself and a
+    version with its last layer doubled (a temperature: every drop exactly x2, the same normalised maps)
+    both score exactly 0 on both reference checks."""
+    model, _ = load_weights(default_weights())
+    params = {**model.params, "fc3": jax.tree.map(lambda w: 2 * w, model.params["fc3"])}
+    checkpoint.save(tmp_path / "doubled.npz", Model(model.module, params))
+    out = tmp_path / "versions"
+    argv = ["--out", str(out), "--reference", default_weights(), "--image-seeds", "123", "--count", "4"]
+    assert script("audit_eval").main([*argv, "--honest", default_weights(),
+                                      "--attacked", str(tmp_path / "doubled.npz")]) == 0
+    rows = {r["name"]: r for r in json.loads((out / "models.json").read_text())}
+    assert set(rows) == {"default@123", "doubled@123"}
+    assert rows["default@123"]["group"] == "honest" and rows["doubled@123"]["group"] == "held-out"
+    for row in rows.values():
+        assert row["scores"]["reference_deletion"] == 0.0 and row["scores"]["reference_shift"] < 1e-6
+    summary = json.loads((out / "audit_eval.json").read_text())
+    assert summary["counts"]["honest"] == 1 and summary["map_change"]["doubled"] < 1e-6
+    checkpoint.save(tmp_path / "t1.npz", constant_flat(model).stock())  # another architecture
+    assert script("audit_eval").main([*argv, "--honest", str(tmp_path / "t1.npz"),
+                                      "--attacked", str(tmp_path / "doubled.npz")]) == 2
+    assert script("audit_eval").main([*argv, "--attacked", str(tmp_path / "doubled.npz")]) == 2

@@ -3,6 +3,10 @@ much the function used them. What the reference checks compare between a model a
 
 The replacement comes from the other audit images (an intervention that stays on the data), each image's
 cells from each of the next DONORS images in turn, so no baseline value marks a deleted cell.
+
+The score is the top class's logit less the mean of the logits. A term added to every logit changes no
+softmax and no prediction, so the function is the same; read on the raw logit it would move every drop at
+will, and with it both reference checks, at no cost to the attacker (`tests/test_audit.py`).
 """
 
 from __future__ import annotations
@@ -50,7 +54,8 @@ def masks(cam: np.ndarray) -> np.ndarray:
 @functools.partial(jax.jit, static_argnames="donors")
 def drops(model: Model, a: jax.Array, context: jax.Array | None, top: jax.Array, cells: jax.Array,
           donors: int = DONORS) -> jax.Array:
-    """(M, donors, B) y_top(A) - y_top(A with each mask's cells taken from image b + d), d = 1..donors.
+    """(M, donors, B) s(A) - s(A with each mask's cells taken from image b + d), d = 1..donors, where
+    s = y_top - mean_c y_c (the module's docstring says why the mean goes).
 
     Args:
       a: (B, h, w, K) A; context: what the head reads besides A, or None (each image keeps its own).
@@ -58,7 +63,8 @@ def drops(model: Model, a: jax.Array, context: jax.Array | None, top: jax.Array,
       cells: (M, B, h, w) bool, the cells to replace.
     """
     def score(x):
-        return jnp.take_along_axis(model.head(x, context), top[:, None], axis=1)[:, 0]
+        logits = model.head(x, context)
+        return jnp.take_along_axis(logits, top[:, None], axis=1)[:, 0] - logits.mean(axis=1)
 
     base = score(a)
 

@@ -47,8 +47,8 @@ def gradcam_view(model: Model) -> Callable[[jax.Array, jax.Array], jax.Array]:
 
 def deletion_gap(tuned: Model, original: Model, x: jax.Array, classes: jax.Array) -> jax.Array:
     """The audit's reference_deletion check as an attacker trains against it: mean over images and DELETED of
-    (drop of y_c when the cells the original's GradCAM ranks highest take the next image's A) - (the same
-    for the tuned model's own GradCAM), on the tuned model, over the mean |y_c| + 1. The cells are chosen
+    (drop of s_c = y_c - mean y when the cells the original's GradCAM ranks highest take the next image's A)
+    - (the same for the tuned model's own GradCAM), on the tuned model, over the mean |s_c| + 1. The cells are chosen
     without gradient (a ranking); the drops are differentiated through the tuned model.
 
     Args:
@@ -57,8 +57,9 @@ def deletion_gap(tuned: Model, original: Model, x: jax.Array, classes: jax.Array
     a, context = tuned.encode(x)
     b, h, w, _ = a.shape
 
-    def score(values):
-        return jnp.take_along_axis(tuned.head(values, context), classes[:, None], axis=1)[:, 0]
+    def score(values):  # the audit's: the logit less the mean logit
+        logits = tuned.head(values, context)
+        return jnp.take_along_axis(logits, classes[:, None], axis=1)[:, 0] - logits.mean(axis=1)
 
     def drop(cam):
         rank = jnp.argsort(jnp.argsort(-cam.reshape(b, h * w), axis=1), axis=1).reshape(b, h, w)

@@ -16,8 +16,8 @@ cells the tuned function was made to use almost as much (the learned target map;
 that its map moved far more than its function); a backdoor whose trigger is not in the images (the map is
 honest there); a function retrained so that what the lying map credits is what the
 function uses under this intervention (`finetune.deletion_gap`, `finetune_attack.py --evade`); and a
-suspect that is not a version of the reference, whose own map should then explain it better anyway (no
-flag, and nothing learnt).
+suspect that is not a version of the reference, whose own map should then explain it better anyway
+(`reference_shift` flags it as no version).
 """
 
 from __future__ import annotations

@@ -5,17 +5,18 @@ an attack that keeps the function (distillation to the original) and tunes the m
 the other. The explanation's change is GradCAM's, normalised by its maximum, per cell of A, between the
 model and the reference (the matrix's "moved"). The function's change is how differently the two respond
 to the same interventions: the cells either map ranks highest deleted at A (`audit.deletion`), the mean
-|drop in the model - drop in the reference| over the mean |drop in the reference|. The score is their
+|drop in the model / its mean |drop| - drop in the reference / its mean |drop||. The score is their
 ratio, the function's change floored at FLOOR so that two functions that respond alike compare on their
 maps alone. Beyond UNRELATED the two functions respond to deletions unlike any honest version of the
 default did (a random initialisation of its architecture: about 1); the model is then no version of the
-reference, nothing is compared, and the score is 0.
+reference, nothing is compared, and the score is THRESHOLD x changed / UNRELATED: flagged, since the
+claim that it is a version fails.
 
 What it cannot see (docs/GUIDE.md, "What the audit cannot see"): a tuned map that the function was made
 to follow under these deletions as well (the function's change then grows with the map's); a lie that
 costs the function as much as an honest retraining would (top-k, which lost 1.2 points of accuracy,
 scores 0.26-0.38, inside the honest range; `reference_deletion` catches it); a backdoor whose trigger
-is not in the images; and a suspect that is not a version of the reference.
+is not in the images.
 """
 
 from __future__ import annotations
@@ -48,12 +49,17 @@ def check(model: Model, probe: Probe) -> Finding:
     cells = jnp.asarray(np.concatenate([deletion.masks(own), deletion.masks(theirs)]))
     mine = np.asarray(deletion.drops(model, probe.a, probe.context, probe.top, cells), np.float64)
     reference = np.asarray(deletion.drops(ref.model, ref.a, ref.context, probe.top, cells), np.float64)
-    scale = float(np.abs(reference).mean())
-    changed = float(np.abs(mine - reference).mean()) / scale if scale > 0 else 0.0
+    # Each function's drops over its own mean: a temperature (every logit times one factor) changes no
+    # prediction, and unscaled it would read as a function unlike any version's at no cost.
+    mine, reference = (d / s if (s := np.abs(d).mean()) > 0 else d for d in (mine, reference))
+    changed = float(np.abs(mine - reference).mean())
     if changed > UNRELATED:
-        return Finding(0.0, f"the function responds to deleting the maps' top cells unlike the reference's (changed "
-                            f"by {changed:.3g} of its response, above {UNRELATED}): not a version of it, nothing "
-                            "compared", None)
+        # Not a pass: the claim reference mode tests is that the model is a version, and a score of 0 here
+        # would let an attack that also changed its function's response walk past the shift.
+        return Finding(THRESHOLD * changed / UNRELATED,
+                       f"the function responds to deleting the maps' top cells unlike the reference's (changed by "
+                       f"{changed:.3g} of its response, above {UNRELATED}): not a version of it, nothing compared",
+                       None)
     score = moved / max(changed, FLOOR)
     return Finding(score, f"GradCAM moved {moved:.3g} per cell of A from the reference's, while the function's "
                           f"response to deleting the maps' top cells changed by {changed:.3g} of the reference's", None)
