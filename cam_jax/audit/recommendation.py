@@ -114,6 +114,7 @@ def recommend(model: Model, images: jax.Array, report: Report, method: str = "gr
         flags = ", ".join(name for name, c in report.checks.items() if c.flagged)
         advice = f"the flags ({flags}) point at no channel of A: {method} as it is, to be read with care"
         if any(name.startswith("reference") for name, c in report.checks.items() if c.flagged):
-            advice += ("; the map disagrees with the function where the reference's did not (a fine-tuned lie): a "
-                       "method the fine-tuning attacks moved least, saliency_beta, or the reference's own map")
+            advice += ("; the map disagrees with the function where the reference's did not (a fine-tuned lie), "
+                       "or the model is no version of the reference (reference_shift says which): a method the "
+                       "fine-tuning attacks moved least, saliency_beta, or the reference's own map")
     return Recommendation(method, left_out, explanation, advice)
