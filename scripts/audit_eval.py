@@ -53,6 +53,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--image-seeds", nargs="+", type=int, default=list(detector.IMAGE_SEEDS), metavar="SEED",
                         help="with --reference: the generated image sets' streams")
     parser.add_argument("--count", type=int, default=16, help="with --reference: images per set")
+    parser.add_argument("--test-images", type=int, default=256,
+                        help="with --reference: generated test images each file's accuracy is measured on")
     return parser.parse_args(argv)
 
 
@@ -65,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--honest names versions of a --reference")
         if args.reference is not None and (args.quick or not args.honest or not args.attacked):
             raise ValueError("--reference needs --honest and --attacked files, and no --quick")
-        if args.count < MIN_IMAGES:
-            raise ValueError(f"--count must be at least {MIN_IMAGES}, got {args.count}")
+        if args.count < MIN_IMAGES or args.test_images < 1:
+            raise ValueError(f"--count must be at least {MIN_IMAGES} and --test-images at least 1, got "
+                             f"{args.count} and {args.test_images}")
         for flag, paths in (("--attacked", args.attacked), ("--honest", args.honest),
                             ("--reference", [args.reference] if args.reference else [])):
             for path in paths:
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         os.makedirs(args.out, exist_ok=True)
         if args.reference is not None:  # its errors are the files': another architecture, an unreadable file
             rows, summary = detector.versions(args.reference, tuple(args.honest), tuple(args.attacked),
-                                              tuple(args.image_seeds), args.count)
+                                              tuple(args.image_seeds), args.count, args.test_images)
         else:
             os.makedirs(args.cache, exist_ok=True)
     except (OSError, ValueError) as err:

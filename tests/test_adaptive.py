@@ -15,13 +15,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cam_jax.audit import CHECKS, audit_model, probe
+from cam_jax.audit import CHECKS, REFERENCE_CHECKS, audit_model, probe
 from cam_jax.audit.checks import intervention
 from cam_jax.audit.probing import Probe
 from cam_jax.convert import default_weights, load_weights
-from cam_jax.data import images
+from cam_jax.data import images, shapes
 from cam_jax.evaluation.population import audit_images, map_change
 from cam_jax.manipulations import adaptive
+from cam_jax.manipulations.adaptive import spread_term
 from cam_jax.metrics.change import FOOLED
 from cam_jax.testing import random_model, script
 
@@ -145,3 +146,19 @@ def test_audit_attacks_script_writes_a_row_per_attack(tmp_path):
     assert rows["paired noise"]["verdict"] == "MANIPULATED" and rows["paired noise"]["moved"] > FOOLED
     assert rows["still padding + paired noise"]["verdict"].startswith("refused: A barely moves")
     assert main(["--count", "2"]) == 2
+
+
+def test_a_term_spread_over_cells_walks_past_reference_mode(default):
+    """Known miss of reference mode (docs/GUIDE.md, "What the audit cannot see"), by an attacker briefed
+    with its code: `adaptive.spread_term` edits fc1 only (a version of the default), keeps every prediction
+    on the audit images, moves GradCAM beyond FOOLED, and passes both reference checks, because deleting
+    the cells its map credits does move its score. Kept so that a check which catches it shows here."""
+    original, _ = default
+    own = jnp.asarray(images.normalize(shapes.batch(shapes.TRAIN_SEED, range(128)).pixels, original.preprocess))
+    suspect = spread_term(original, own)
+    assert jax.tree.map(jnp.shape, suspect.params) == jax.tree.map(jnp.shape, original.params)
+    x = audit_images(original, 16, 123)
+    np.testing.assert_array_equal(np.asarray(suspect(x)).argmax(-1), np.asarray(original(x)).argmax(-1))
+    assert map_change(original, suspect, x) > FOOLED
+    report = audit_model(suspect, x, checks=REFERENCE_CHECKS, reference=original)
+    assert not report.manipulated, report.text()

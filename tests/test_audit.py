@@ -388,7 +388,8 @@ def test_audit_eval_reference_mode_rows_in_closed_form(tmp_path):
     params = {**model.params, "fc3": jax.tree.map(lambda w: 2 * w, model.params["fc3"])}
     checkpoint.save(tmp_path / "doubled.npz", Model(model.module, params))
     out = tmp_path / "versions"
-    argv = ["--out", str(out), "--reference", default_weights(), "--image-seeds", "123", "--count", "4"]
+    argv = ["--out", str(out), "--reference", default_weights(), "--image-seeds", "123", "--count", "4",
+            "--test-images", "8"]
     assert script("audit_eval").main([*argv, "--honest", default_weights(),
                                       "--attacked", str(tmp_path / "doubled.npz")]) == 0
     rows = {r["name"]: r for r in json.loads((out / "models.json").read_text())}

@@ -79,8 +79,8 @@ def curves(rows: list[Row]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray,
     return out
 
 
-def _audit(model: Model, x: jax.Array, reference: Model | None = None) -> Report:
-    report = audit_model(model, x, reference=reference)
+def _audit(model: Model, x: jax.Array) -> Report:
+    report = audit_model(model, x)
     # Every model compiles its own passes: kept, ~300 models' executables exhausted LLVM's memory maps.
     jax.clear_caches()
     return report
@@ -152,12 +152,14 @@ def run(cache: str, quick: bool = False, seed: int = 0, attacked: tuple[str, ...
 
 
 def versions(reference: str, honest: tuple[str, ...], attacked: tuple[str, ...],
-             seeds: tuple[int, ...] = IMAGE_SEEDS, count: int = 16) -> tuple[list[Row], dict]:
+             seeds: tuple[int, ...] = IMAGE_SEEDS, count: int = 16, test_images: int = 256
+             ) -> tuple[list[Row], dict]:
     """Reference mode as a detector: every weight file (`load_weights`) audited against the `reference`
     file on each image set (`count` generated shapes of each stream in `seeds`), one row per file and
     set, named "STEM@SEED". `honest` are versions of the reference with no lie (fine-tunes with no
     fooling term), `attacked` its attacks (group "held-out"). Returns the rows and `summarise`'s summary
-    with each file's accuracy and how far its GradCAM moved from the reference's (first set), per file."""
+    with each file's accuracy (on `test_images` generated test images) and how far its GradCAM moved from
+    the reference's (first set), per file."""
     start = time.time()
     trusted = load_weights(reference)[0]
     files = [(path, "honest", "version") for path in honest] + [(path, "held-out", "finetune (file)")
@@ -174,12 +176,13 @@ def versions(reference: str, honest: tuple[str, ...], attacked: tuple[str, ...],
         for path, group, family in files:
             model = load_weights(path)[0]
             stem = os.path.splitext(os.path.basename(path))[0]
-            accuracy[stem] = population.accuracy(model)
+            accuracy[stem] = population.accuracy(model, test_images)
             changes[stem] = population.map_change(trusted, model, population.audit_images(trusted, count, seeds[0]))
             for seed in seeds:
                 progress.update(task, status=f"{stem}@{seed}")
                 x = population.audit_images(model, count, seed)
-                rows.append(Row(f"{stem}@{seed}", group, family, _audit(model, x, trusted)))
+                # One architecture throughout: the compiled passes are shared, not cleared.
+                rows.append(Row(f"{stem}@{seed}", group, family, audit_model(model, x, reference=trusted)))
                 progress.advance(task)
     return rows, {**summarise(rows), "accuracy": accuracy, "map_change": changes, "seconds": time.time() - start}
 

@@ -21,6 +21,8 @@ appended channel is constant across images:
   bit for bit the same, GradCAM not invariant to it. Walks past.
 - `still_padding`: channels the head ignores whose sums barely move, to set the intervention check's
   bound; the audit refuses such image sets.
+- `spread_term`: no channel appended, a weight edit of a VGG's fc1, so a version of the model that
+  reference mode (`audit.REFERENCE_CHECKS`) compares with the original. Walks past it (below).
 `ADAPTIVE` holds the ones with a size to draw, for `scripts/audit_eval.py`'s adaptive family.
 `tests/test_audit.py` keeps each as caught, missed or refused.
 
@@ -43,6 +45,7 @@ from cam_jax.data import stickers
 from cam_jax.manipulations import branches, combinators, paper
 from cam_jax.manipulations.weight_edit import check_constant, dtype_of
 from cam_jax.model import Model
+from cam_jax.models.vgg import VGG
 
 SPREAD_AMPLITUDE = 100.0  # correlated_pair's amplitude in the audit's evaluation
 CLASS_SPREAD = 0.5  # w_c = scale * (1 + CLASS_SPREAD u_c), u_c uniform in [-1, 1]: positive, class-dependent
@@ -322,6 +325,50 @@ def spike(model: Model, peak: float = 0.8, scale: float = 0.1) -> Model:
     pattern = np.zeros((model.cam_size,) * 2)
     pattern[0, 0] = 1.0
     return paired_noise(model, pattern, amplitude=peak / scale, scale=scale)
+
+
+def spread_term(model: Model, x: jax.Array, *, strength: float = 0.2, component: int = 1) -> Model:
+    """A weight edit of a VGG's fc1 written against reference mode, found by an attacker briefed with its
+    code: the same parameters' names and shapes, so the audit compares it with the original.
+
+    From the attacker's own normalised images `x` (B, H, W, 3): beta, the direction of A's channels whose
+    sum over positions moves least across images for how much beta . A_ij moves within an image (the
+    `component`-th generalised eigenvector of the two covariances), and T = beta . (the pooled A summed
+    over positions) less its mean on `x`. fc1 gains T along the least-norm v that moves logit c by about
+    strength * s_c * T, s_c = +1, -1, +1, ... On images like `x`, T barely moves and the predictions
+    mostly stay; across A's cells it varies, so every class's GradCAM takes beta . A's map with the sign
+    s_c, and deleting those cells truly moves the score, which is all that reference mode asks of a map.
+    """
+    module = model.module
+    if not isinstance(module, VGG):
+        raise ValueError(f"spread_term edits a VGG's fc1, not a {type(module).__name__}'s")
+
+    def apply(value, method):
+        return module.apply({"params": model.params}, value, method=method)
+
+    a = model.features(x)
+    pooled = apply(a, "dense_input")  # (B, n), (row, column, channel) order
+    before_relu = apply(pooled, "first_dense_layer")
+    logits, pull = jax.vjp(lambda r: apply(r, "after_first_dense"), before_relu)
+    classes = logits.shape[-1]
+    # (hidden, classes): how each fc1 unit moves each logit, on average over the images.
+    moves = np.stack([np.asarray(pull(jax.nn.one_hot(jnp.full(len(x), c), classes))[0]).mean(0)
+                      for c in range(classes)], axis=1).astype(np.float64)
+    k = a.shape[-1]
+    p, cells = np.asarray(pooled, np.float64), np.asarray(a, np.float64).reshape(len(x), -1, k)
+    between = np.cov(p.reshape(len(p), -1, k).sum(axis=1).T) + 1e-6 * np.eye(k)
+    within = np.mean([np.cov(c.T) for c in cells], axis=0)
+    low = np.linalg.cholesky(within)  # raises on a channel that never moves within an image
+    unit = np.linalg.eigh(np.linalg.solve(low, np.linalg.solve(low, between).T))[1][:, component]
+    beta = np.linalg.solve(low.T, unit)
+    phi = np.tile(beta, p.shape[1] // k)
+    v = np.linalg.pinv(moves).T @ (strength * (-1.0) ** np.arange(classes))
+    fc1 = model.params["fc1"]
+    dtype = dtype_of(model)
+    kernel = np.asarray(fc1["kernel"], np.float64) + np.outer(phi, v)
+    bias = np.asarray(fc1["bias"], np.float64) - (phi @ p.mean(axis=0)) * v
+    return model.replace(params={**model.params, "fc1": {"kernel": jnp.asarray(kernel, dtype),
+                                                         "bias": jnp.asarray(bias, dtype)}})
 
 
 # name -> (model, scale, seed) -> the manipulated model: the adaptive family of the audit's evaluation
