@@ -22,7 +22,6 @@ from cam_jax.convert import default_weights, load_weights
 from cam_jax.data import images, shapes
 from cam_jax.evaluation.population import audit_images, map_change
 from cam_jax.manipulations import adaptive
-from cam_jax.manipulations.adaptive import spread_term
 from cam_jax.metrics.change import FOOLED
 from cam_jax.testing import random_model, script
 
@@ -153,12 +152,24 @@ def test_a_term_spread_over_cells_walks_past_reference_mode(default):
     with its code: `adaptive.spread_term` edits fc1 only (a version of the default), keeps every prediction
     on the audit images, moves GradCAM beyond FOOLED, and passes both reference checks, because deleting
     the cells its map credits does move its score. Kept so that a check which catches it shows here."""
-    original, _ = default
-    own = jnp.asarray(images.normalize(shapes.batch(shapes.TRAIN_SEED, range(128)).pixels, original.preprocess))
-    suspect = spread_term(original, own)
+    original, x = default
+    own = jnp.asarray(images.normalize(shapes.batch(shapes.TRAIN_SEED, range(64)).pixels, original.preprocess))
+    suspect = adaptive.spread_term(original, own)
     assert jax.tree.map(jnp.shape, suspect.params) == jax.tree.map(jnp.shape, original.params)
-    x = audit_images(original, 16, 123)
     np.testing.assert_array_equal(np.asarray(suspect(x)).argmax(-1), np.asarray(original(x)).argmax(-1))
     assert map_change(original, suspect, x) > FOOLED
     report = audit_model(suspect, x, checks=REFERENCE_CHECKS, reference=original)
     assert not report.manipulated, report.text()
+
+
+def test_a_term_common_to_every_logit_walks_past_the_audit_not_reference_mode(default):
+    """`adaptive.common_logit`: every class's row of fc3 plus one vector. The softmax is the original's (a
+    closed form: a term shared by every logit cancels in it), GradCAM moves beyond FOOLED, and no intrinsic
+    check reads that invariance (a known miss); reference mode, on the logits less their mean, flags it."""
+    original, x = default
+    suspect = adaptive.common_logit(original)
+    np.testing.assert_allclose(jax.nn.softmax(suspect(x)), jax.nn.softmax(original(x)), atol=1e-5)
+    assert map_change(original, suspect, x) > FOOLED
+    assert not audit_model(suspect, x).manipulated
+    report = audit_model(suspect, x, reference=original)
+    assert report.checks["reference_deletion"].flagged and report.checks["reference_shift"].flagged, report.text()

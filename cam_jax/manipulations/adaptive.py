@@ -21,6 +21,9 @@ appended channel is constant across images:
   bit for bit the same, GradCAM not invariant to it. Walks past.
 - `still_padding`: channels the head ignores whose sums barely move, to set the intervention check's
   bound; the audit refuses such image sets.
+- `common_logit`: one vector added to every row of a VGG's last layer. No prediction and no probability
+  changes, and every class's GradCAM takes that vector's map. Walks past the checks above (none reads
+  the softmax's invariance); reference mode, which reads the logits less their mean, catches it.
 - `spread_term`: no channel appended, a weight edit of a VGG's fc1, so a version of the model that
   reference mode (`audit.REFERENCE_CHECKS`) compares with the original. Walks past it (below).
 `ADAPTIVE` holds the ones with a size to draw, for `scripts/audit_eval.py`'s adaptive family.
@@ -325,6 +328,18 @@ def spike(model: Model, peak: float = 0.8, scale: float = 0.1) -> Model:
     pattern = np.zeros((model.cam_size,) * 2)
     pattern[0, 0] = 1.0
     return paired_noise(model, pattern, amplitude=peak / scale, scale=scale)
+
+
+def common_logit(model: Model, scale: float = 10.0, seed: int = 0) -> Model:
+    """A VGG's fc3 with u, `scale` times its kernel's spread in Gaussian noise, added to every class's row:
+    y_c' = y_c + u . h for every c, so the softmax is exactly the original's (a term common to all logits
+    cancels in it), while every class's GradCAM gains the map of u . h."""
+    if not isinstance(model.module, VGG):
+        raise ValueError(f"common_logit edits a VGG's fc3, not a {type(model.module).__name__}'s")
+    fc3 = model.params["fc3"]
+    u = scale * jnp.std(fc3["kernel"]) * jax.random.normal(jax.random.key(seed), fc3["kernel"].shape[:1])
+    return model.replace(params={**model.params, "fc3": {**fc3, "kernel": fc3["kernel"] + u[:, None].astype(
+        fc3["kernel"].dtype)}})
 
 
 def spread_term(model: Model, x: jax.Array, *, strength: float = 0.2, component: int = 1) -> Model:
