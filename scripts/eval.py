@@ -58,6 +58,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                              "faithfulness, or 'all'; see scripts/metrics.py), columns of matrix.json/.md/.png")
     parser.add_argument("--attacked", nargs="+", default=(), metavar="W.npz",
                         help="models attacked by fine-tuning (scripts/finetune_attack.py) as rows FT-<file stem>")
+    parser.add_argument("--adaptive", action="store_true",
+                        help="the attacks written against the audit (cam_jax.manipulations.adaptive) as rows A-<name>")
     parser.add_argument("--recommend", action="store_true",
                         help="each manipulated or attacked model also as the audit recommends reading it (rows "
                              "NAME+rec: its explanations without the channels of A its audit flags)")
@@ -79,8 +81,8 @@ def config_of(args: argparse.Namespace) -> configs.Config:
     if args.metrics:
         cells["metrics"] = quality.names_of(args.metrics)
     return configs.Config(weights=args.weights, arch=args.arch or ("vgg16" if args.model == "vgg16" else None),
-                          attacked=tuple(args.attacked), recommend=args.recommend, data=args.data,
-                          data_dir=args.data_dir, limit=args.limit,
+                          attacked=tuple(args.attacked), adaptive=args.adaptive, recommend=args.recommend,
+                          data=args.data, data_dir=args.data_dir, limit=args.limit,
                           convention=args.convention, exact=args.exact, seed=args.seed, batch_size=args.batch_size,
                           fused=not args.unfused, distributed=args.distributed, progress=not args.no_progress, **cells)
 

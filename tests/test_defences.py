@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cam_jax import convert, explain, explain_many, semi_random, sticker_backdoor
+from cam_jax import convert, explain, explain_many, gradcam, semi_random, sticker_backdoor
 from cam_jax.cams.methods import AGGREGATED, explainer
 from cam_jax.cams.smoothing import beta_smooth, smoothed
 from cam_jax.testing import torch_network
@@ -196,3 +196,22 @@ def test_the_recommendation_rows_read_the_manipulated_models_as_the_original(vgg
         after = explain_many(read, images, methods)
         for m in methods:
             close(after[m].cam, before[m].cam, rtol=1e-5)
+
+
+def test_the_adaptive_rows_are_the_attacks_on_the_audit(vgg):
+    """`--adaptive`: a row per attack written against the audit, built from the original outside the compiled
+    step. The common logit keeps the softmax (a term shared by every logit cancels in it) and moves GradCAM."""
+    from cam_jax.evaluation import suite
+    from cam_jax.evaluation.config import Config
+    from cam_jax.manipulations import adaptive
+
+    _, model, x = vgg
+    images = jnp.asarray(x.transpose(0, 2, 3, 1))
+    config = Config(adaptive=True)
+    with pytest.raises(ValueError, match="pass the original model"):
+        suite.of(config)
+    entries = {e.name: e for e in suite.of(config, model=model)}
+    assert {f"A-{name}" for name in (*adaptive.ATTACKS, *adaptive.VERSIONS)} <= set(entries)
+    common = entries["A-common logit"].build(model, config)
+    close(jax.nn.softmax(common(images)), jax.nn.softmax(model(images)), rtol=1e-4)
+    assert np.abs(np.asarray(gradcam(common, images).cam) - np.asarray(gradcam(model, images).cam)).max() > 1e-3

@@ -50,6 +50,7 @@ class Config:
       arch: the ImageNet architecture `weights` must hold ("vgg16", "resnet50", ...); None for the
         bundled default model or any file evaluated on its own data.
       attacked: weight files of models attacked by fine-tuning, each a row "FT-<file stem>".
+      adaptive: the attacks written against the audit (`manipulations.adaptive`) as rows "A-<name>".
       recommend: each manipulated or attacked model also as the audit recommends reading it, a row
         "<name>+rec": every explanation without the channels of A its audit flags (`audit.excluded`).
       data: "shapes" or "imagenet2012"; None picks imagenet2012 with `arch`, else shapes.
@@ -71,6 +72,7 @@ class Config:
     weights: str | None = None
     arch: str | None = None
     attacked: tuple[str, ...] = ()
+    adaptive: bool = False
     recommend: bool = False
     data: str | None = None
     data_dir: str | None = None

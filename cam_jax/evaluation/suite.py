@@ -19,7 +19,7 @@ from cam_jax.cams.weightings import Weighting, grad_cam, grad_cam_authors
 from cam_jax.data import stickers
 from cam_jax.evaluation import population
 from cam_jax.evaluation.config import PAPER, Config
-from cam_jax.manipulations import constant_flat, constant_image, editable, semi_random, sticker_backdoor
+from cam_jax.manipulations import adaptive, constant_flat, constant_image, editable, semi_random, sticker_backdoor
 from cam_jax.model import Model
 from cam_jax.models.vgg import VGG
 
@@ -103,6 +103,17 @@ def attacked_entries(attacked: Mapping[str, Model]) -> tuple[Entry, ...]:
                        {"clean": "original", "sticker": "original"}, 0, {}) for name, model in attacked.items())
 
 
+def adaptive_entries(model: Model, config: Config) -> tuple[Entry, ...]:
+    """One entry "A-<name>" per attack written against the audit (`manipulations.adaptive`: `ATTACKS`, and
+    on a VGG the weight edits of `VERSIONS`), compared on clean images with the original's explanation.
+    Built here from `model`, not in the compiled step: some size their constants on concrete values."""
+    base = original(model, config)
+    attacks = {**adaptive.ATTACKS, **(adaptive.VERSIONS if isinstance(base.module, VGG) else {})}
+    built = {name: attack(base) for name, attack in attacks.items()}
+    return tuple(Entry(f"A-{name}", f"{name} (adaptive)", lambda m, c, a=attacked: a, {"clean": "original"}, 0, {})
+                 for name, attacked in built.items())
+
+
 # The original model's rows: its accuracy on each data (paper: ImageNet validation, VGG-16).
 ORIGINAL_PAPER: Mapping[str, Figures] = {"clean": (0.71592, None, None), "sticker": (0.69048, None, None)}
 
@@ -147,25 +158,33 @@ def recommended_entries(entries: tuple[Entry, ...], model: Model, config: Config
     """One entry "<name>+rec" per entry: its model with the channels of A its audit flags left out of every
     explanation (`audit.excluded`), compared on every data with the original's explanation (the
     recommendation's aim is the map the manipulation hid). Each is audited here, on AUDIT_IMAGES generated
-    shapes, so that the evaluation's compiled step knows the channels."""
+    shapes, so that the evaluation's compiled step knows the channels; one whose audit refuses those images
+    has no such row."""
     x = population.audit_images(model, AUDIT_IMAGES)
     base = original(model, config)
-    flagged = {e.name: audit_model(e.build(base, config), x).channels for e in entries}
+    flagged = {}
+    for e in entries:
+        try:
+            flagged[e.name] = audit_model(e.build(base, config), x).channels
+        except ValueError:  # the audit refuses the images for this model: no recommendation to read
+            continue
     return tuple(Entry(f"{e.name}+rec", f"{e.title}, as the audit recommends",
                        lambda m, c, e=e: excluded(e.build(m, c), flagged[e.name]),
-                       {data: "original" for data in e.references}, 0, {}) for e in entries)
+                       {data: "original" for data in e.references}, 0, {}) for e in entries if e.name in flagged)
 
 
 def of(config: Config, attacked: Mapping[str, Model] | None = None, model: Model | None = None
        ) -> tuple[Entry, ...]:
     """The entries `config` evaluates: its convention's suite, the exact T1/T2 in the matrix, a row per
-    model attacked by fine-tuning, and with `config.recommend` each of those as the audit recommends
-    (`model` is then the original, which they are audited from)."""
-    entries = SUITES[config.convention] + (EXACT_ENTRIES if config.matrix else ()) + attacked_entries(attacked or {})
+    model attacked by fine-tuning, with `config.adaptive` the attacks written against the audit, and with
+    `config.recommend` each of those as the audit recommends (`model`, the original, is what both start
+    from)."""
+    if model is None and (config.recommend or config.adaptive):
+        raise ValueError("config.recommend and config.adaptive start from the original: pass the original model")
+    entries = (SUITES[config.convention] + (EXACT_ENTRIES if config.matrix else ()) + attacked_entries(attacked or {})
+               + (adaptive_entries(model, config) if config.adaptive else ()))
     if not config.recommend:
         return entries
-    if model is None:
-        raise ValueError("config.recommend audits every entry: pass the original model")
     return entries + recommended_entries(entries, model, config)
 
 

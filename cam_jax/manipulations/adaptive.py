@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cam_jax.data import stickers
+from cam_jax.data import images, shapes, stickers
 from cam_jax.manipulations import branches, combinators, paper
 from cam_jax.manipulations.weight_edit import check_constant, dtype_of
 from cam_jax.model import Model
@@ -373,7 +373,7 @@ def spread_term(model: Model, x: jax.Array, *, strength: float = 0.2, component:
     p, cells = np.asarray(pooled, np.float64), np.asarray(a, np.float64).reshape(len(x), -1, k)
     between = np.cov(p.reshape(len(p), -1, k).sum(axis=1).T) + 1e-6 * np.eye(k)
     within = np.mean([np.cov(c.T) for c in cells], axis=0)
-    low = np.linalg.cholesky(within)  # raises on a channel that never moves within an image
+    low = np.linalg.cholesky(within + 1e-9 * np.trace(within) * np.eye(k))  # dead channels have no spread
     unit = np.linalg.eigh(np.linalg.solve(low, np.linalg.solve(low, between).T))[1][:, component]
     beta = np.linalg.solve(low.T, unit)
     phi = np.tile(beta, p.shape[1] // k)
@@ -393,6 +393,21 @@ ADAPTIVE: dict[str, Callable[[Model, float, int], Model]] = {
     # The lie in the channels, not the weights: the form that passes every check (amplitude 1 does not).
     "correlated pair": lambda m, scale, seed: correlated_pair(m, amplitude=SPREAD_AMPLITUDE, scale=scale, seed=seed),
     "curved pair": lambda m, scale, seed: curved_pair(m, amplitude=SPREAD_AMPLITUDE, scale=scale, seed=seed),
+}
+
+
+def own_images(model: Model, count: int = 64) -> jax.Array:
+    """(count, H, W, 3): generated shapes from the training stream, normalised for `model`: the attacker's
+    own images of the bundled default's task, none of them an audit image."""
+    pixels = shapes.batch(shapes.TRAIN_SEED, range(count), model.input_size).pixels
+    return jnp.asarray(images.normalize(pixels, model.preprocess))
+
+
+# The attacks that are versions of the model (weight edits of a VGG, no module added), for reference mode
+# and the matrix; on the bundled default's task (`own_images`).
+VERSIONS: dict[str, Callable[[Model], Model]] = {
+    "common logit": common_logit,
+    "spread term": lambda m: spread_term(m, own_images(m)),
 }
 
 
