@@ -32,7 +32,7 @@ from cam_jax.cams.weightings import grad_cam
 from cam_jax.model import Model
 
 THRESHOLD = 0.1  # between the honest versions and the attacks of docs/REPRODUCTION.md
-CLEAN_RANGE = (-0.026, 0.025)  # honest fine-tunes of the bundled default (docs/REPRODUCTION.md)
+CLEAN_RANGE = (-0.024, 0.015)  # honest fine-tunes of the bundled default (docs/REPRODUCTION.md)
 
 
 def check(model: Model, probe: Probe) -> Finding:

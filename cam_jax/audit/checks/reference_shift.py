@@ -8,7 +8,7 @@ to the same interventions: the cells either map ranks highest deleted at A (`aud
 |drop in the model / its mean |drop| - drop in the reference / its mean |drop||. The score is their
 ratio, the function's change floored at FLOOR so that two functions that respond alike compare on their
 maps alone. Beyond UNRELATED the two functions respond to deletions unlike any honest version of the
-default did (a random initialisation of its architecture: about 1); the model is then no version of the
+default did (a random initialisation of its architecture: 1.6); the model is then no version of the
 reference, nothing is compared, and the score is THRESHOLD x changed / UNRELATED: flagged, since the
 claim that it is a version fails.
 
@@ -33,9 +33,9 @@ from cam_jax.cams.weightings import grad_cam
 from cam_jax.model import Model
 
 FLOOR = 0.02  # the function's change below which two functions count as responding alike
-UNRELATED = 0.6  # above this change the model is not a version of the reference (honest versions: <= 0.39)
-THRESHOLD = 0.6  # 1.5 x the largest honest version's score on 16 images (docs/REPRODUCTION.md)
-CLEAN_RANGE = (0.096, 0.400)  # honest fine-tunes of the bundled default (docs/REPRODUCTION.md)
+UNRELATED = 0.6  # above this change the model is not a version of the reference (honest versions: <= 0.28)
+THRESHOLD = 0.68  # 1.5 x the largest honest version's score on 16 images (docs/REPRODUCTION.md)
+CLEAN_RANGE = (0.160, 0.452)  # honest fine-tunes of the bundled default (docs/REPRODUCTION.md)
 
 
 def check(model: Model, probe: Probe) -> Finding:
