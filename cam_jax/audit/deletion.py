@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cam_jax.cams.targets import contrast_mean
 from cam_jax.model import Model
 
 FRACTIONS = (0.0625, 0.125, 0.25)  # shares of A's cells deleted, most credited first
@@ -63,8 +64,7 @@ def drops(model: Model, a: jax.Array, context: jax.Array | None, top: jax.Array,
       cells: (M, B, h, w) bool, the cells to replace.
     """
     def score(x):
-        logits = model.head(x, context)
-        return jnp.take_along_axis(logits, top[:, None], axis=1)[:, 0] - logits.mean(axis=1)
+        return contrast_mean(model.head(x, context), top)
 
     base = score(a)
 

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from cam_jax.cams.core import gradients
 from cam_jax.cams.maps import normalize
+from cam_jax.cams.targets import contrast_mean
 from cam_jax.cams.weightings import apply, grad_cam
 from cam_jax.data import images, shapes, stickers
 from cam_jax.manipulations.fooling import AttackBatch, Fooling, Views
@@ -58,8 +59,7 @@ def deletion_gap(tuned: Model, original: Model, x: jax.Array, classes: jax.Array
     b, h, w, _ = a.shape
 
     def score(values):  # the audit's: the logit less the mean logit
-        logits = tuned.head(values, context)
-        return jnp.take_along_axis(logits, classes[:, None], axis=1)[:, 0] - logits.mean(axis=1)
+        return contrast_mean(tuned.head(values, context), classes)
 
     def drop(cam):
         rank = jnp.argsort(jnp.argsort(-cam.reshape(b, h * w), axis=1), axis=1).reshape(b, h, w)
