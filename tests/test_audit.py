@@ -258,8 +258,16 @@ def test_reference_scores_in_closed_form():
         return cam / cam.max(axis=(1, 2), keepdims=True)
 
     moved = np.abs(normalized(own) - normalized(theirs)).mean()
-    assert reference_shift.FLOOR < changed < reference_shift.UNRELATED and moved > 0.05
+    assert deletion.FLOOR < changed < reference_shift.UNRELATED and moved > 0.05
     assert report.checks["reference_shift"].score == pytest.approx(moved / changed, rel=1e-4)
+    # Locality: that change over the functions' different responses to swapping whole images' A.
+    swapped = [np.stack([np.einsum("bk,kb->b", (m - np.roll(m, -d, axis=0)).mean(axis=(1, 2)), centred[:, classes])
+                         for d in range(1, deletion.DONORS + 1)])
+               for m, centred in ((a, kernel - kernel.mean(1, keepdims=True)),
+                                  (theirs_a, theirs_kernel - theirs_kernel.mean(1, keepdims=True)))]
+    whole = np.abs(swapped[0] / np.abs(swapped[0]).mean() - swapped[1] / np.abs(swapped[1]).mean()).mean()
+    assert whole > deletion.FLOOR
+    assert report.checks["reference_locality"].score == pytest.approx(changed / whole, rel=1e-4)
     unrelated = audit_model(tiny_model(3), x, checks=REFERENCE_CHECKS, reference=suspect).checks["reference_shift"]
     assert unrelated.score > reference_shift.THRESHOLD and "not a version" in unrelated.where
     flagged = report._replace(checks={name: c._replace(score=2 * c.threshold) for name, c in report.checks.items()})
@@ -267,6 +275,7 @@ def test_reference_scores_in_closed_form():
     alike = audit_model(suspect, x, checks=REFERENCE_CHECKS, reference=suspect)
     # The same function: no drop differs; the two maps differ by float32 rounding (two passes compute them).
     assert alike.checks["reference_deletion"].score == 0.0 and alike.checks["reference_shift"].score < 1e-4
+    assert alike.checks["reference_locality"].score == 0.0
     with pytest.raises(ValueError, match="another architecture"):
         audit_model(suspect, x, reference=tiny_model(0, width=4))
     with pytest.raises(ValueError, match="need a reference model"):
@@ -297,10 +306,11 @@ def test_the_reference_checks_hold_against_rewrites_of_the_logits():
     moved = float(jnp.abs(normalize(gradcam(lying, x).cam) - normalize(gradcam(trusted, x).cam)).mean())
     assert moved > 0.1
     report = audit_model(lying, x, checks=REFERENCE_CHECKS, reference=trusted)
-    assert all(c.flagged for c in report.checks.values()), report.text()
+    assert all(report.checks[name].flagged for name in ("reference_deletion", "reference_shift")), report.text()
     assert "not a version" not in report.checks["reference_shift"].where
     cooled = audit_model(_head_rewritten(trusted, 2.0), x, checks=REFERENCE_CHECKS, reference=trusted)
     assert cooled.checks["reference_deletion"].score == 0.0 and cooled.checks["reference_shift"].score < 1e-4
+    assert cooled.checks["reference_locality"].score < 1e-4
 
 
 def test_the_attack_against_the_reference_check_trains_on_its_gap():

@@ -6,7 +6,7 @@ cells from each of the next DONORS images in turn, so no baseline value marks a 
 
 The score is the top class's logit less the mean of the logits. A term added to every logit changes no
 softmax and no prediction, so the function is the same; read on the raw logit it would move every drop at
-will, and with it both reference checks, at no cost to the attacker (`tests/test_audit.py`).
+will, and with it the reference checks, at no cost to the attacker (`tests/test_audit.py`).
 """
 
 from __future__ import annotations
@@ -17,11 +17,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cam_jax.audit.probing import Probe
 from cam_jax.cams.targets import contrast_mean
+from cam_jax.cams.weightings import grad_cam
 from cam_jax.model import Model
 
 FRACTIONS = (0.0625, 0.125, 0.25)  # shares of A's cells deleted, most credited first
 DONORS = 3  # each image's deleted cells come from each of the next DONORS images in turn
+FLOOR = 0.02  # a function's change (`change`) below which two functions count as responding alike
 
 
 def masks(cam: np.ndarray) -> np.ndarray:
@@ -73,3 +76,25 @@ def drops(model: Model, a: jax.Array, context: jax.Array | None, top: jax.Array,
                           for d in range(1, donors + 1)])
 
     return jax.lax.map(deleted, cells)
+
+
+def both_maps(model: Model, probe: Probe) -> np.ndarray:
+    """(2 F, B, h, w) bool: `masks` of the model's own GradCAM for its top classes, then of the reference's
+    (F = len(FRACTIONS)); the probe must hold a reference (`probe(..., reference=)`)."""
+    if probe.reference is None:
+        raise ValueError("the reference checks need a reference model: audit_model(model, images, reference=...)")
+    own = np.asarray(grad_cam(probe.a, probe.top_grads))  # before the ReLU
+    return np.concatenate([masks(own), masks(np.asarray(probe.reference.cam))])
+
+
+def change(model: Model, probe: Probe, cells: np.ndarray) -> float:
+    """How differently `model` and the probe's reference respond to deleting `cells` (M, B, h, w): the mean
+    |drop / mean |drop| - the reference's drop / its mean |drop||, over `drops`. Each function's drops go over
+    their own mean: a temperature (every logit times one factor) changes no prediction, and unscaled it would
+    read as a changed function at no cost to an attacker."""
+    ref = probe.reference
+    cells = jnp.asarray(cells)
+    mine = np.asarray(drops(model, probe.a, probe.context, probe.top, cells), np.float64)
+    theirs = np.asarray(drops(ref.model, ref.a, ref.context, probe.top, cells), np.float64)
+    mine, theirs = (d / s if (s := np.abs(d).mean()) > 0 else d for d in (mine, theirs))
+    return float(np.abs(mine - theirs).mean())

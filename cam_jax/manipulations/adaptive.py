@@ -25,7 +25,10 @@ appended channel is constant across images:
   changes, and every class's GradCAM takes that vector's map. Walks past the checks above (none reads
   the softmax's invariance); reference mode, which reads the logits less their mean, catches it.
 - `spread_term`: no channel appended, a weight edit of a VGG's fc1, so a version of the model that
-  reference mode (`audit.REFERENCE_CHECKS`) compares with the original. Walks past it (below).
+  reference mode (`audit.REFERENCE_CHECKS`) compares with the original. Walks past its deletion and shift
+  checks (below); its locality check catches it: the function changed within images, hardly between them.
+- `class_temperature`: fc3's rows scaled by class, on top of `spread_term`: the function now changes
+  between images too, and the three reference checks pass it, for 3 points of the default's accuracy.
 `ADAPTIVE` holds the ones with a size to draw, for `scripts/audit_eval.py`'s adaptive family.
 `tests/test_audit.py` keeps each as caught, missed or refused.
 
@@ -384,6 +387,19 @@ def spread_term(model: Model, x: jax.Array, *, strength: float = 0.2, component:
     bias = np.asarray(fc1["bias"], np.float64) - (phi @ p.mean(axis=0)) * v
     return model.replace(params={**model.params, "fc1": {"kernel": jnp.asarray(kernel, dtype),
                                                          "bias": jnp.asarray(bias, dtype)}})
+
+
+def class_temperature(model: Model, amount: float = 0.3) -> Model:
+    """A VGG's fc3 with class c's row and bias times 1 + amount (-1)^c: written against reference mode's
+    locality check, which reads a function changed within images (where `spread_term` lives) and not between
+    them. A temperature that differs by class changes every score between images, not the maps; it costs
+    the predictions whose margin it closes."""
+    if not isinstance(model.module, VGG):
+        raise ValueError(f"class_temperature edits a VGG's fc3, not a {type(model.module).__name__}'s")
+    fc3 = model.params["fc3"]
+    factor = (1 + amount * (-1.0) ** np.arange(fc3["bias"].shape[0])).astype(fc3["bias"].dtype)
+    return model.replace(params={**model.params, "fc3": {"kernel": fc3["kernel"] * factor,
+                                                         "bias": fc3["bias"] * factor}})
 
 
 # name -> (model, scale, seed) -> the manipulated model: the adaptive family of the audit's evaluation

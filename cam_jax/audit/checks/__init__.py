@@ -18,6 +18,7 @@ from cam_jax.audit.checks import (
     gradient_dominance,
     intervention,
     reference_deletion,
+    reference_locality,
     reference_shift,
     weight_outliers,
 )
@@ -51,4 +52,5 @@ CHECKS: dict[str, Check] = {
 REFERENCE_CHECKS: dict[str, Check] = {
     "reference_deletion": _check(reference_deletion),
     "reference_shift": _check(reference_shift),
+    "reference_locality": _check(reference_locality),
 }

@@ -28,7 +28,6 @@ import numpy as np
 from cam_jax.audit import deletion
 from cam_jax.audit.finding import Finding
 from cam_jax.audit.probing import Probe
-from cam_jax.cams.weightings import grad_cam
 from cam_jax.model import Model
 
 THRESHOLD = 0.1  # between the honest versions and the attacks of docs/REPRODUCTION.md
@@ -39,10 +38,7 @@ def check(model: Model, probe: Probe) -> Finding:
     """(drop by the reference's cells - drop by the model's own) / (|one| + |other|), summed over the
     images, `deletion.FRACTIONS` and `deletion.DONORS`; the probe must hold a reference
     (`probe(..., reference=)`)."""
-    if probe.reference is None:
-        raise ValueError("the reference checks need a reference model: audit_model(model, images, reference=...)")
-    own = grad_cam(probe.a, probe.top_grads)
-    cells = np.concatenate([deletion.masks(np.asarray(own)), deletion.masks(np.asarray(probe.reference.cam))])
+    cells = deletion.both_maps(model, probe)
     moved = np.asarray(deletion.drops(model, probe.a, probe.context, probe.top, jnp.asarray(cells)), np.float64)
     half = len(deletion.FRACTIONS)
     by_own, by_reference = moved[:half].sum(), moved[half:].sum()

@@ -6,7 +6,7 @@ the other. The explanation's change is GradCAM's, normalised by its maximum, per
 model and the reference (the matrix's "moved"). The function's change is how differently the two respond
 to the same interventions: the cells either map ranks highest deleted at A (`audit.deletion`), the mean
 |drop in the model / its mean |drop| - drop in the reference / its mean |drop||. The score is their
-ratio, the function's change floored at FLOOR so that two functions that respond alike compare on their
+ratio, the function's change floored at `deletion.FLOOR` so that two functions that respond alike compare on their
 maps alone. Beyond UNRELATED the two functions respond to deletions unlike any honest version of the
 default did (a random initialisation of its architecture: 1.6); the model is then no version of the
 reference, nothing is compared, and the score is THRESHOLD x changed / UNRELATED: flagged, since the
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from cam_jax.audit import deletion
 from cam_jax.audit.finding import Finding
@@ -32,27 +31,17 @@ from cam_jax.cams.maps import normalize
 from cam_jax.cams.weightings import grad_cam
 from cam_jax.model import Model
 
-FLOOR = 0.02  # the function's change below which two functions count as responding alike
 UNRELATED = 0.6  # above this change the model is not a version of the reference (honest versions: <= 0.28)
 THRESHOLD = 0.68  # 1.5 x the largest honest version's score on 16 images (docs/REPRODUCTION.md)
 CLEAN_RANGE = (0.160, 0.452)  # honest fine-tunes of the bundled default (docs/REPRODUCTION.md)
 
 
 def check(model: Model, probe: Probe) -> Finding:
-    """GradCAM's change per cell / max(the function's relative change under the same deletions, FLOOR)."""
-    if probe.reference is None:
-        raise ValueError("the reference checks need a reference model: audit_model(model, images, reference=...)")
-    ref = probe.reference
-    own, theirs = grad_cam(probe.a, probe.top_grads), ref.cam  # before the ReLU
-    moved = float(jnp.abs(normalize(jax.nn.relu(own)) - normalize(jax.nn.relu(theirs))).mean())
-    own, theirs = np.asarray(own), np.asarray(theirs)
-    cells = jnp.asarray(np.concatenate([deletion.masks(own), deletion.masks(theirs)]))
-    mine = np.asarray(deletion.drops(model, probe.a, probe.context, probe.top, cells), np.float64)
-    reference = np.asarray(deletion.drops(ref.model, ref.a, ref.context, probe.top, cells), np.float64)
-    # Each function's drops over its own mean: a temperature (every logit times one factor) changes no
-    # prediction, and unscaled it would read as a function unlike any version's at no cost.
-    mine, reference = (d / s if (s := np.abs(d).mean()) > 0 else d for d in (mine, reference))
-    changed = float(np.abs(mine - reference).mean())
+    """GradCAM's change per cell / max(the function's change under the same deletions (`deletion.change`),
+    `deletion.FLOOR`)."""
+    changed = deletion.change(model, probe, deletion.both_maps(model, probe))
+    own = grad_cam(probe.a, probe.top_grads)
+    moved = float(jnp.abs(normalize(jax.nn.relu(own)) - normalize(jax.nn.relu(probe.reference.cam))).mean())
     if changed > UNRELATED:
         # Not a pass: the claim reference mode tests is that the model is a version, and a score of 0 here
         # would let an attack that also changed its function's response walk past the shift.
@@ -60,6 +49,6 @@ def check(model: Model, probe: Probe) -> Finding:
                        f"the function responds to deleting the maps' top cells unlike the reference's (changed by "
                        f"{changed:.3g} of its response, above {UNRELATED}): not a version of it, nothing compared",
                        None)
-    score = moved / max(changed, FLOOR)
+    score = moved / max(changed, deletion.FLOOR)
     return Finding(score, f"GradCAM moved {moved:.3g} per cell of A from the reference's, while the function's "
                           f"response to deleting the maps' top cells changed by {changed:.3g} of the reference's", None)
