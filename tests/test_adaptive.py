@@ -21,9 +21,9 @@ from cam_jax.audit.probing import Probe
 from cam_jax.convert import default_weights, load_weights
 from cam_jax.data import images
 from cam_jax.evaluation.population import audit_images, map_change
-from cam_jax.manipulations import adaptive
+from cam_jax.manipulations import adaptive, evasion
 from cam_jax.metrics.change import FOOLED
-from cam_jax.testing import random_model, script
+from cam_jax.testing import random_model, script, tiny_model, write_tiny_weights
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +182,39 @@ def test_a_term_common_to_every_logit_walks_past_the_audit_not_reference_mode(de
     assert not audit_model(suspect, x).manipulated
     report = audit_model(suspect, x, reference=original)
     assert report.checks["reference_deletion"].flagged and report.checks["reference_shift"].flagged, report.text()
+
+
+def test_the_fine_tune_against_reference_mode_reads_what_the_checks_read():
+    """`evasion.quantities`, the attacker's differentiable copy of the reference checks, against the audit's
+    own code on a head-only version of `Tiny`, 16 images (an auditor's set): the deletion gap, the shift and
+    the locality agree to float rounding, so what the attack trains down is what the audit reads."""
+    x = jax.random.normal(jax.random.key(9), (16, 24, 24, 3))
+    trusted = tiny_model(0)
+    fc = trusted.params["fc"]
+    noise = jax.random.normal(jax.random.key(10), fc["kernel"].shape)
+    suspect = trusted.replace(params={**trusted.params, "fc": {**fc, "kernel": fc["kernel"] + jnp.std(
+        fc["kernel"]) * noise}})
+    report = audit_model(suspect, x, checks=REFERENCE_CHECKS, reference=trusted)
+    top = jnp.argmax(suspect(x), axis=-1)
+    got = evasion.quantities(suspect.head, trusted.head, suspect.features(x), top)
+    assert float(got["moved"]) > 0.05 and float(got["changed"]) > evasion.FLOOR  # a live comparison
+    for check, name in (("reference_deletion", "deletion"), ("reference_shift", "shift"),
+                        ("reference_locality", "locality")):
+        assert float(got[name]) == pytest.approx(report.checks[check].score, rel=1e-3, abs=1e-5), check
+
+
+def test_evade_reference_script_writes_weights_the_audit_reads(tmp_path):
+    """In-process, 2 steps on a 64-pixel VGG: the weights, the log and the accuracies; bad arguments exit 2."""
+    main = script("evade_reference").main
+    weights, out = write_tiny_weights(tmp_path / "tiny.npz"), tmp_path / "evade.npz"
+    argv = ["--weights", weights, "--out", str(out), "--steps", "2", "--images", "64", "--test-images", "4",
+            "--no-progress"]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "evade.json").read_text())
+    assert set(result["accuracy"]) == {"before", "after"} and "locality" in result["last_step"]
+    assert (tmp_path / "evade.csv").read_text().count("\n") == 3  # header + two steps
+    tuned, _ = load_weights(str(out))
+    original, _ = load_weights(weights)
+    assert jax.tree.map(jnp.shape, tuned.params) == jax.tree.map(jnp.shape, original.params)
+    np.testing.assert_array_equal(tuned.params["conv1_1"]["kernel"], original.params["conv1_1"]["kernel"])
+    assert main([*argv[:4], "--images", "32"]) == 2
