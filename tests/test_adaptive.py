@@ -137,10 +137,11 @@ def test_the_clean_default_is_not_condemned_for_its_images(default, kind):
 
 
 def test_audit_attacks_script_writes_a_row_per_attack(tmp_path):
-    """In-process, two attacks on 4 images: paired noise flagged, the padded one refused; bad counts exit 2."""
+    """In-process, two attacks on the 8 images the tests above audit (their passes are compiled): paired noise
+    flagged, the padded one refused; bad counts exit 2."""
     main = script("audit_attacks").main
     out = tmp_path / "rows.json"
-    assert main(["--count", "4", "--attacks", "paired noise", "still padding + paired noise", "--json", str(out)]) == 0
+    assert main(["--count", "8", "--attacks", "paired noise", "still padding + paired noise", "--json", str(out)]) == 0
     rows = {r["attack"]: r for r in json.loads(out.read_text())["rows"]}
     assert rows["paired noise"]["verdict"] == "MANIPULATED" and rows["paired noise"]["moved"] > FOOLED
     assert rows["still padding + paired noise"]["verdict"].startswith("refused: A barely moves")
