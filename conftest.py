@@ -12,6 +12,8 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 use_ynn_for_dots_only()  # the settings the command lines run under; before JAX starts
 
+import atexit  # noqa: E402
+import shutil  # noqa: E402
 import tempfile  # noqa: E402
 
 import jax  # noqa: E402
@@ -19,8 +21,10 @@ import jax  # noqa: E402
 # Many tests compile the same programs (the default model's forward and GradCAM, the evaluation's
 # steps) from functions jit cannot tell apart, in both xdist workers: one compilation cache on disk
 # for the run (the workers inherit the directory from the controller) compiles each once.
-jax.config.update("jax_compilation_cache_dir",
-                  os.environ.setdefault("CAM_JAX_TEST_XLA_CACHE", tempfile.mkdtemp(prefix="cam_jax_xla_")))
+if "CAM_JAX_TEST_XLA_CACHE" not in os.environ:
+    os.environ["CAM_JAX_TEST_XLA_CACHE"] = tempfile.mkdtemp(prefix="cam_jax_xla_")
+    atexit.register(shutil.rmtree, os.environ["CAM_JAX_TEST_XLA_CACHE"], True)  # the run's own: gone after it
+jax.config.update("jax_compilation_cache_dir", os.environ["CAM_JAX_TEST_XLA_CACHE"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
